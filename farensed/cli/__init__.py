@@ -1,0 +1,1 @@
+"""Command-line entry points: farensectl (client) and farensed (daemon). No mlx here."""

@@ -1,0 +1,29 @@
+"""Shared click plumbing: the --home option and turning FarensedError into one clear line."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from ..errors import FarensedError
+from ..paths import Home
+
+home_option = click.option(
+    "--home", envvar="FARENSED_HOME", type=click.Path(file_okay=False), default=None,
+    help="farensed home: spool, checkpoints, status (default $FARENSED_HOME or the repository).")
+
+
+def clean_errors(fn):
+    """Our errors become `Error: <one line>` and exit 1, never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FarensedError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+def get_home(home: str | None) -> Home:
+    return Home.from_option(home)

@@ -1,0 +1,1 @@
+"""The farensed daemon: spool queue, supervisor, control requests and status.json. No mlx here."""

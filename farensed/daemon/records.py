@@ -1,0 +1,109 @@
+"""The per-job record (spool/jobs/<id>.json): its state with timestamps, output folder, restarts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..atomic import atomic_write_json
+from ..errors import StateError
+from ..formats import read_model
+
+JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
+STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
+FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
+StopFor = Literal["cancel", "pause", "restart"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Transition(_Model):
+    """One state change, kept in the record's history."""
+
+    from_state: JobState | None
+    to_state: JobState
+    at: float
+    reason: str | None = None
+
+
+class JobRecord(_Model):
+    """Everything the daemon knows about one job beyond its job file and run folder."""
+
+    schema_version: Literal[1] = 1
+    id: str
+    file_name: str  # the name it was dropped under
+    name: str = ""  # the job's own `name`
+    state: JobState
+    since: float  # when it entered `state`
+    seq: int  # arrival order
+    priority: int = 0
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    output_dir: str | None = None
+    max_restarts: int = 3
+    restarts: int = 0  # every worker restart (crash, out of memory, stall, daemon restart)
+    crash_restarts: int = 0  # counted against max_restarts; reset by retry
+    gpu_faults: int = 0
+    reason: str | None = None
+    exit_code: int | None = None
+    outcome: str | None = None
+    stop_for: StopFor | None = None  # why the running worker was asked to stop
+    not_before: float | None = None  # back-off: do not (re)start before this time
+    worker_pid: int | None = None
+    worker_started: float | None = None  # psutil create_time, to recognise the same process
+    history: list[Transition] = Field(default_factory=list)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def id_base(file_name: str) -> str:
+    """A job id from a file name: its stem with unsafe characters replaced."""
+    stem = Path(file_name).stem
+    return _UNSAFE.sub("-", stem).strip("-.") or "job"
+
+
+def unique_id(base: str, taken) -> str:
+    """`base`, else `base-2`, `base-3`, ... : the first not in `taken`."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def record_path(jobs_dir: Path, job_id: str) -> Path:
+    return jobs_dir / f"{job_id}.json"
+
+
+def save(jobs_dir: Path, rec: JobRecord) -> None:
+    atomic_write_json(record_path(jobs_dir, rec.id), rec)
+
+
+def load(jobs_dir: Path, job_id: str) -> JobRecord:
+    return read_model(record_path(jobs_dir, job_id), JobRecord)
+
+
+def load_all(jobs_dir: Path, log=None) -> dict[str, JobRecord]:
+    """Every readable record; an unreadable one is logged and skipped, never deleted."""
+    out: dict[str, JobRecord] = {}
+    if not jobs_dir.is_dir():
+        return out
+    for p in sorted(jobs_dir.glob("*.json")):
+        if p.name.startswith("."):
+            continue
+        try:
+            rec = read_model(p, JobRecord)
+        except StateError as e:
+            if log is not None:
+                log.error("job_record_unreadable", file=str(p), error=str(e))
+            continue
+        out[rec.id] = rec
+    return out

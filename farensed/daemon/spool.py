@@ -1,0 +1,129 @@
+"""The spool folder: the drop area, one folder per queue state, job records and requests.
+
+spool/*.toml            dropped, not yet judged
+spool/<state>/<id>.toml the job file, in exactly one state folder
+spool/rejected/<id>.toml a rejected file, original bytes, with <id>.toml.error.txt beside it
+spool/jobs/<id>.json    the job's record (state, timestamps, restarts, worker)
+spool/requests/*.json   control requests from farensectl (cancel, pause, resume, retry)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..atomic import atomic_write_text, fsync_dir
+from ..errors import FarensedError
+from .records import STATES
+
+IGNORED = (".*", "*~", "*.swp", "*.swx", "4913", "*.tmp", "#*#")
+
+
+@dataclass(frozen=True)
+class SpoolDirs:
+    root: Path
+
+    def state(self, state: str) -> Path:
+        return self.root / state
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def requests(self) -> Path:
+        return self.root / "requests"
+
+    def job_file(self, state: str, job_id: str) -> Path:
+        return self.state(state) / f"{job_id}.toml"
+
+    def ensure(self) -> None:
+        for d in (self.root, self.jobs, self.requests, *(self.state(s) for s in STATES)):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FarensedError(f"{d}: cannot create spool folder: {e.strerror}") from None
+
+
+def ignored(name: str) -> bool:
+    """Dotfiles and editor temporaries are never judged."""
+    return any(fnmatch.fnmatch(name, pat) for pat in IGNORED)
+
+
+def dropped_files(root: Path) -> list[Path]:
+    """The *.toml files sitting directly in the spool folder."""
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return []
+    return sorted(Path(e.path) for e in entries
+                  if e.name.endswith(".toml") and not ignored(e.name) and e.is_file(follow_symlinks=False))
+
+
+@dataclass
+class Stability:
+    """A file is stable once its size and mtime are unchanged across two scans some time apart."""
+
+    min_interval: float = 0.2
+    seen: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+
+    def check(self, path: Path, now: float) -> bool:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self.seen.pop(path.name, None)
+            return False
+        sig = (st.st_size, st.st_mtime_ns)
+        prev = self.seen.get(path.name)
+        if prev is None or prev[:2] != sig:
+            self.seen[path.name] = (*sig, now)
+            return False
+        return now - prev[2] >= self.min_interval
+
+    def forget(self, name: str) -> None:
+        self.seen.pop(name, None)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.seen)
+
+
+def age_seconds(path: Path) -> float:
+    """Seconds since the file was last modified."""
+    return time.time() - path.stat().st_mtime
+
+
+def move(src: Path, dst: Path) -> None:
+    """Atomic rename within the spool, made durable; never overwrites."""
+    if dst.exists():
+        raise FarensedError(f"{dst}: cannot move {src.name} there: a file already exists")
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        raise FarensedError(f"{src}: cannot move to {dst}: {e.strerror}") from None
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
+
+
+def reject(src: Path, dst: Path, problems: list[str]) -> Path:
+    """Move the original bytes to rejected/<id>.toml and write every problem beside it."""
+    atomic_write_text(error_file(dst), "\n".join(problems) + "\n")
+    move(src, dst)
+    return dst
+
+
+def error_file(job_file: Path) -> Path:
+    return job_file.with_name(job_file.name + ".error.txt")
+
+
+def find_job_file(dirs: SpoolDirs, job_id: str) -> Path | None:
+    """Where the job file of `job_id` is now (any state folder)."""
+    for s in STATES:
+        p = dirs.job_file(s, job_id)
+        if p.exists():
+            return p
+    return None

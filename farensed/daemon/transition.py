@@ -1,0 +1,70 @@
+"""The one place a job changes state: checks the change is allowed, records it, moves the file."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import FarensedError
+from . import records
+from .records import JobRecord
+from .spool import SpoolDirs, find_job_file, move
+
+ALLOWED: dict[str | None, frozenset[str]] = {
+    None: frozenset({"queued", "rejected"}),
+    "queued": frozenset({"running", "paused", "cancelled"}),
+    "running": frozenset({"done", "failed", "cancelled", "paused", "queued"}),
+    "paused": frozenset({"queued", "cancelled"}),
+    "failed": frozenset({"queued"}),
+    "cancelled": frozenset({"queued"}),
+    "done": frozenset(),
+    "rejected": frozenset(),
+}
+
+
+class TransitionError(FarensedError):
+    """A state change that the job's current state does not allow."""
+
+
+def allowed(old: str | None, new: str) -> bool:
+    return new in ALLOWED.get(old, frozenset())
+
+
+def transition(dirs: SpoolDirs, rec: JobRecord, new: str, log, reason: str | None = None,
+               now: float | None = None, **changes) -> JobRecord:
+    """Move `rec` to state `new`: record first (the truth), then the job file into its folder."""
+    if not allowed(rec.state, new):
+        raise TransitionError(f"job {rec.id}: cannot go from {rec.state} to {new}")
+    now = time.time() if now is None else now
+    hist = records.Transition(from_state=rec.state, to_state=new, at=now, reason=reason)
+    upd = {"state": new, "since": now, "reason": reason, "history": [*rec.history, hist], **changes}
+    if new == "running" and rec.started_at is None:
+        upd.setdefault("started_at", now)
+    if new in records.FINISHED:
+        upd.setdefault("finished_at", now)
+    new_rec = rec.model_copy(update=upd)
+    records.save(dirs.jobs, new_rec)
+    place_file(dirs, new_rec)
+    log.info("job_transition", job_id=rec.id, old=rec.state, new=new, reason=reason)
+    return new_rec
+
+
+def place_file(dirs: SpoolDirs, rec: JobRecord) -> None:
+    """Put the job file in the folder of the record's state (also repairs a crash between the two)."""
+    want = dirs.job_file(rec.state, rec.id)
+    if want.exists():
+        return
+    have = find_job_file(dirs, rec.id)
+    if have is None:
+        raise FarensedError(f"{want}: job file of {rec.id} not found in any spool state folder")
+    move(have, want)
+
+
+def admit(dirs: SpoolDirs, rec: JobRecord, log) -> JobRecord:
+    """Record a job that was just claimed (its file already renamed into its state folder)."""
+    if not allowed(None, rec.state):
+        raise TransitionError(f"job {rec.id}: a new job cannot start as {rec.state}")
+    rec = rec.model_copy(update={"history": [records.Transition(from_state=None, to_state=rec.state,
+                                                                  at=rec.since, reason=rec.reason)]})
+    records.save(dirs.jobs, rec)
+    log.info("job_transition", job_id=rec.id, old=None, new=rec.state, reason=rec.reason)
+    return rec

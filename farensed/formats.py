@@ -1,0 +1,201 @@
+"""On-disk formats written by the worker and read by the daemon and client.
+
+One pydantic model per file, extra="forbid", versioned. Nobody hand-builds these dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import StateError
+
+TRAINING_STATE = "training_state.json"
+METRICS_JSONL = "metrics.jsonl"
+METRICS_JSON = "training_metrics.json"
+METRICS_CSV = "training_metrics.csv"
+SUMMARY = "training_summary.json"
+PROGRESS = "progress.json"
+JOB_FILE = "job.toml"
+MANIFEST = "manifest.json"
+CHECKPOINT_STATE = "state.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Downshift(_Model):
+    """One out-of-memory step down the ladder."""
+
+    step: int
+    from_micro_batch: int
+    to_micro_batch: int
+    grad_checkpoint: bool
+    reason: str
+    source: Literal["budget", "runtime_error", "process_death", "gpu_fault"]
+    at: float  # unix time
+
+
+class TrainingState(_Model):
+    """training_state.json: where a run stands; rewritten atomically at every checkpoint."""
+
+    schema_version: Literal[1] = 1
+    status: Literal["starting", "running", "stopped", "done", "failed"] = "starting"
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    checkpoint: str | None = None  # folder name of the current checkpoint
+    micro_batch: int
+    grad_accumulation: int
+    effective_batch: int
+    grad_checkpoint: bool = False
+    downshifts: list[Downshift] = Field(default_factory=list)
+    restarts: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    reason: str | None = None
+    worker_pid: int | None = None
+    updated_at: float = 0.0
+
+
+class Cursor(_Model):
+    """Where the data stream stands: the next step's epoch and its index within the epoch."""
+
+    epoch: int
+    index: int
+
+
+class CheckpointState(_Model):
+    """state.json inside a checkpoint: everything beyond the tensors needed to resume exactly."""
+
+    schema_version: Literal[1] = 1
+    step: int
+    cursor: Cursor
+    micro_batch: int
+    grad_accumulation: int
+    grad_checkpoint: bool
+    rng_seed_base: int  # dropout RNG is reseeded each step from (seed, step)
+    best_val_loss: float | None
+    best_step: int | None
+    window_loss_sum: float  # train-loss accumulators since the last log row
+    window_tokens: int
+    nonfinite_streak: int
+    tokens_seen: int
+    elapsed: float
+    val_loss: float | None = None
+    skipped_nonfinite: int = 0
+
+
+class Manifest(_Model):
+    """manifest.json: a checkpoint is valid only if every file matches its checksum."""
+
+    schema_version: Literal[1] = 1
+    step: int
+    epoch: int
+    files: dict[str, str]  # name -> sha256
+    sizes: dict[str, int]
+    created_at: float
+
+
+class MetricsRow(_Model):
+    """One line of metrics.jsonl: a train-loss report or an evaluation, at one step."""
+
+    kind: Literal["train", "eval"]
+    step: int
+    epoch: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_sec: float | None = None
+    steps_per_sec: float | None = None
+    active_memory_gb: float | None = None
+    peak_memory_gb: float | None = None
+    micro_batch: int
+    grad_accumulation: int
+    tokens_seen: int
+    elapsed: float
+
+
+class LiveProgress(_Model):
+    """progress.json: the worker's latest figures, rewritten at every log row, eval and checkpoint."""
+
+    schema_version: Literal[1] = 1
+    worker_pid: int
+    step: int
+    total_steps: int
+    epoch: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    best_val_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_sec: float | None = None
+    steps_per_sec: float | None = None
+    active_memory_gb: float | None = None
+    peak_memory_gb: float | None = None
+    budget_gb: float | None = None
+    micro_batch: int
+    grad_accumulation: int
+    grad_checkpoint: bool = False
+    downshifts: int = 0
+    last_checkpoint: str | None = None
+    eta_seconds: float | None = None
+    phase: Literal["loading", "training", "evaluating", "checkpointing", "generating", "done"] = "training"
+    updated_at: float
+
+
+class Answer(_Model):
+    prompt: str
+    answer: str
+
+
+class TrainingSummary(_Model):
+    """training_summary.json, written once at the end."""
+
+    schema_version: Literal[1] = 1
+    job: str
+    model: str
+    steps: int
+    epochs: float
+    final_train_loss: float | None
+    final_val_loss: float | None
+    best_val_loss: float | None
+    best_step: int | None
+    seconds: float
+    tokens: int
+    tokens_per_sec: float
+    trainable_parameters: int
+    total_parameters: int
+    downshifts: list[Downshift]
+    restarts: int
+    skipped_nonfinite_steps: int
+    truncated_examples: int
+    answers: list[Answer]
+    adapters: str  # the folder holding the final adapters
+    best_adapters: str
+
+
+def read_model(path: Path, model: type[BaseModel]):
+    """Load one state file, naming the file when it is missing or corrupt."""
+    try:
+        return model.model_validate_json(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise StateError(f"{path}: not found") from None
+    except (ValidationError, ValueError) as e:
+        raise StateError(f"{path}: not a valid {model.__name__}: {e}") from None
+
+
+def read_metrics_jsonl(path: Path) -> list[MetricsRow]:
+    """Rows of an append-only metrics file; a torn last line (crash mid-write) is dropped."""
+    rows = []
+    if not Path(path).exists():
+        return rows
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(MetricsRow.model_validate(json.loads(line)))
+        except (ValueError, ValidationError):
+            continue
+    return rows

@@ -1,0 +1,100 @@
+"""The job file (TOML): one pydantic model shared by daemon, worker and client.
+
+A *step* is one optimizer update over the effective batch
+(batch_size x grad_accumulation examples); every step setting counts those.
+Defaults are the values of the user's M1 guide.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+MAX_JOB_FILE_BYTES = 1024 * 1024
+GUIDE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Training(_Strict):
+    batch_size: int = Field(4, ge=1, description="examples per micro-batch")
+    grad_accumulation: int = Field(2, ge=1, description="micro-batches per step")
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    max_seq_length: int = Field(512, ge=8)
+    warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_learning_rate: float = Field(0.0, ge=0, description="end of the cosine decay")
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(0.0, ge=0, description="max gradient norm; 0 = off")
+    seed: int = Field(0, ge=0)
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.grad_accumulation
+
+
+class Lora(_Strict):
+    type: Literal["lora", "dora"] = "lora"
+    rank: int = Field(8, ge=1)
+    scale: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(GUIDE_TARGET_MODULES), min_length=1)
+    num_layers: int = Field(16, ge=-1, description="last N blocks; -1 = all")
+
+    @model_validator(mode="after")
+    def _num_layers_nonzero(self):
+        if self.num_layers == 0:
+            raise ValueError("num_layers must be -1 (all) or at least 1")
+        return self
+
+
+class Cadence(_Strict):
+    checkpoint_every: int = Field(200, ge=1, description="steps")
+    checkpoint_every_minutes: float = Field(30.0, ge=0, description="0 = off")
+    eval_every: int = Field(200, ge=1, description="steps")
+    log_every: int = Field(10, ge=1, description="steps")
+    keep_checkpoints: int = Field(3, ge=1, description="newest kept, plus the best")
+    val_batches: int = Field(0, ge=0, description="0 = the whole validation set")
+
+
+class Memory(_Strict):
+    budget_gb: float = Field(0.0, ge=0, description="0 = no budget")
+    min_micro_batch: int = Field(1, ge=1)
+    grad_checkpoint: bool = False
+
+
+class Generate(_Strict):
+    prompts: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(100, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+
+class JobSpec(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="local mlx-lm model folder or hub id")
+    data: str = Field(min_length=1, description="folder with train/valid.jsonl, or one .jsonl")
+    valid_fraction: float = Field(0.1, gt=0, lt=1, description="for a single .jsonl")
+    mask_prompt: bool = True
+    output: str | None = Field(None, description="default checkpoints/<job id>")
+    priority: int = 0
+    max_restarts: int = Field(3, ge=0)
+    trust_remote_code: bool = False
+    training: Training = Field(default_factory=Training)
+    lora: Lora = Field(default_factory=Lora)
+    cadence: Cadence = Field(default_factory=Cadence)
+    memory: Memory = Field(default_factory=Memory)
+    generate: Generate = Field(default_factory=Generate)
+
+    @model_validator(mode="after")
+    def _micro_batch_floor(self):
+        if self.memory.min_micro_batch > self.training.batch_size:
+            raise ValueError("memory.min_micro_batch is larger than training.batch_size")
+        return self

@@ -1,0 +1,41 @@
+"""structlog set-up: JSON lines to a file or stderr, readable console output on a TTY."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import structlog
+
+
+def configure(json_file: Path | None = None, console: bool | None = None, level: int = logging.INFO) -> None:
+    """JSON lines to `json_file` (or stderr when None); pretty console output too when on a TTY."""
+    console = sys.stderr.isatty() if console is None else console
+    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    handlers: list[logging.Handler] = []
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(_handler(logging.FileHandler(json_file, encoding="utf-8"), structlog.processors.JSONRenderer()))
+    if console:
+        handlers.append(_handler(logging.StreamHandler(sys.stderr), structlog.dev.ConsoleRenderer(colors=True)))
+    elif json_file is None:
+        handlers.append(_handler(logging.StreamHandler(sys.stderr), structlog.processors.JSONRenderer()))
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def _handler(h: logging.Handler, renderer) -> logging.Handler:
+    h.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer))
+    return h
+
+
+def get(**bound):
+    return structlog.get_logger("farensed").bind(**bound)

@@ -1,0 +1,17 @@
+"""A run folder (a job's output folder) is prepared from a job file; no mlx here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .atomic import atomic_write_bytes
+from .formats import JOB_FILE
+
+
+def prepare_run(job_file: Path, run_dir: Path) -> Path:
+    """Create `run_dir` holding an exact copy of the job file as job.toml (kept if present)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / JOB_FILE
+    if not target.exists():
+        atomic_write_bytes(target, Path(job_file).read_bytes())
+    return run_dir

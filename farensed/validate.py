@@ -1,0 +1,150 @@
+"""`farensectl validate`: every problem of a job file (schema, paths, data) and what the data looks like."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .datasets import Example, Splits, load_splits
+from .errors import DataError, JobFileError
+from .jobfile import Problem, key_lines, load_job
+from .jobspec import JobSpec
+from .paths import Home
+
+
+@dataclass
+class Report:
+    """Problems (any one makes the job invalid) and notes on what was seen."""
+
+    file: str
+    spec: JobSpec | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def looks_like_hub_id(value: str, home: Home) -> bool:
+    """'org/name' that is not a local path (its first part is not a folder of the home)."""
+    parts = value.split("/")
+    return (len(parts) == 2 and all(parts) and not value.startswith((".", "~", "/"))
+            and not home.resolve(parts[0]).exists())
+
+
+def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:
+    return home.resolve(spec.output) if spec.output else home.checkpoints / job_id
+
+
+def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str) -> None:
+    add = lambda key, msg: rep.problems.append(Problem(rep.file, msg, lines.get(key), key))  # noqa: E731
+    model = home.resolve(spec.model)
+    if model.is_dir():
+        if not (model / "config.json").is_file():
+            add("model", f"{model} has no config.json: not an mlx-lm model folder")
+    elif looks_like_hub_id(spec.model, home):
+        rep.notes.append(f"model {spec.model!r} is not a local folder: it will be fetched from the hub")
+    else:
+        add("model", f"model folder not found: {model}")
+    data = home.resolve(spec.data)
+    if not data.exists():
+        add("data", f"data not found: {data}")
+    out = output_dir(spec, job_id, home).resolve()
+    root = home.checkpoints.resolve()
+    if out != root and root not in out.parents:
+        add("output", f"{out} is outside the checkpoints root {root}")
+
+
+def _lengths(spec: JobSpec, home: Home, examples: list[Example]) -> list[int] | None:
+    """Token lengths with the model's own tokenizer and chat template (None if unavailable)."""
+    model = home.resolve(spec.model)
+    if not (model / "tokenizer_config.json").is_file():
+        return None
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers import AutoTokenizer  # heavy; only here (no mlx)
+
+    tok = AutoTokenizer.from_pretrained(str(model))
+    out = []
+    for ex in examples:
+        if ex.format == "text":
+            out.append(len(tok.encode(ex.obj["text"])) + 1)
+            continue
+        msgs = ex.obj["messages"] if ex.format == "chat" else [
+            {"role": "user", "content": ex.obj["prompt"]}, {"role": "assistant", "content": ex.obj["completion"]}]
+        out.append(len(tok.apply_chat_template(msgs, tokenize=True, return_dict=False)))
+    return out
+
+
+def _describe_split(name: str, exs: list[Example], lengths: list[int] | None, max_len: int) -> str:
+    fmt = exs[0].format if exs else "-"
+    answers = Counter(e.answer for e in exs)
+    dups = len(exs) - len({(e.answer, repr(e.obj)) for e in exs})
+    text = f"{name}: {len(exs)} examples ({fmt}), {len(answers)} distinct answers, {dups} exact duplicates"
+    if lengths:
+        over = sum(n > max_len for n in lengths)
+        text += (f"; tokens min {min(lengths)} / median {int(statistics.median(lengths))} / max {max(lengths)},"
+                 f" {over} longer than max_seq_length {max_len} (truncated)")
+    return text
+
+
+def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
+    problems: list[str] = []
+    try:
+        splits: Splits = load_splits(home.resolve(spec.data), spec.valid_fraction, spec.training.seed, problems)
+    except (DataError, OSError, UnicodeDecodeError) as e:
+        rep.problems.append(Problem(rep.file, str(e), lines.get("data"), "data"))
+        return
+    rep.problems += [Problem(rep.file, f"data line: {p}", lines.get("data"), "data") for p in problems]
+    rep.notes.append(f"data: {splits.source}")
+    if spec.mask_prompt:
+        if splits.train and splits.train[0].format == "text":
+            rep.problems.append(Problem(rep.file, "mask_prompt needs chat or completions data, not text",
+                                        lines.get("mask_prompt"), "mask_prompt"))
+    if len(splits.train) < spec.training.batch_size:
+        rep.problems.append(Problem(rep.file, f"only {len(splits.train)} training examples, fewer than one"
+                                    f" batch ({spec.training.batch_size})", lines.get("training.batch_size"),
+                                    "training.batch_size"))
+    for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
+        if exs or name != "test":
+            rep.notes.append(_describe_split(name, exs, _lengths(spec, home, exs) if exs else None,
+                                             spec.training.max_seq_length))
+    if not splits.valid:
+        rep.notes.append("no validation examples: training will run without eval")
+    _note_leakage(rep, splits)
+
+
+def _note_leakage(rep: Report, splits: Splits) -> None:
+    train_answers = {e.answer.strip().casefold() for e in splits.train}
+    leaked = [e for e in splits.valid if e.answer.strip().casefold() in train_answers]
+    if leaked:
+        distinct = len({e.answer.strip().casefold() for e in leaked})
+        rep.notes.append(f"leakage: {len(leaked)} of {len(splits.valid)} validation examples ({distinct} distinct"
+                         f" answers) also have their answer in train; validation loss will look better than it is")
+    else:
+        rep.notes.append("leakage: none (no validation answer appears in train)")
+
+
+def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remote_code: bool = False,
+              job_id: str | None = None) -> Report:
+    """Validate one job file completely; never raises for a bad job (problems are returned)."""
+    path = Path(path)
+    rep = Report(str(path))
+    try:
+        rep.spec = spec = load_job(path)
+    except JobFileError as e:
+        rep.problems = list(e.problems)
+        return rep
+    lines = key_lines(path.read_text(encoding="utf-8"))
+    if spec.trust_remote_code and not allow_remote_code:
+        rep.problems.append(Problem(rep.file, "trust_remote_code runs code from the model folder; the daemon"
+                                    " does not allow it (farensed run --allow-remote-code)",
+                                    lines.get("trust_remote_code"), "trust_remote_code"))
+    if check_paths:
+        _check_paths(rep, spec, home, lines, job_id or path.stem)
+        if home.resolve(spec.data).exists():
+            _check_data(rep, spec, home, lines)
+    return rep

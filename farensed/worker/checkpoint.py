@@ -1,0 +1,130 @@
+"""Checkpoints that are complete or invisible: written into a temp folder with a checksum
+manifest, fsynced, renamed into place. Resume takes the newest one that verifies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import mlx.core as mx
+
+from ..atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from ..errors import FarensedError
+from ..formats import CHECKPOINT_STATE, MANIFEST, CheckpointState, Manifest, MetricsRow
+
+NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")
+TENSOR_FILES = ("adapters.safetensors", "optimizer.safetensors", "rng.safetensors")
+METRICS_FILE = "metrics.jsonl"
+DISK_MARGIN = 64 * 1024 * 1024
+
+
+class NoSpace(FarensedError):
+    """Not enough free disk for a checkpoint (the job pauses instead of writing a broken one)."""
+
+
+def name_for(epoch: int, step: int) -> str:
+    return f"checkpoint_epoch{epoch}_step{step}"
+
+
+def step_of(path: Path) -> int:
+    m = NAME.match(path.name)
+    return int(m.group(2)) if m else -1
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]]) -> None:
+    need = sum(a.nbytes for group in tensors.values() for a in group.values()) + DISK_MARGIN
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise NoSpace(f"{out}: {free // 2**20} MiB free, a checkpoint needs about {need // 2**20} MiB")
+
+
+def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[str, mx.array]],
+         metrics: list[MetricsRow]) -> Path:
+    """Write checkpoint_epoch{E}_step{S}/ atomically and return its path."""
+    _check_space(out, tensors)
+    final = out / name_for(epoch, state.step)
+    tmp = out / f".tmp-{final.name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for fname, arrays in tensors.items():
+        mx.save_safetensors(str(tmp / fname), arrays)
+        fsync_file(tmp / fname)
+    atomic_write_text(tmp / METRICS_FILE, "".join(r.model_dump_json() + "\n" for r in metrics))
+    atomic_write_json(tmp / CHECKPOINT_STATE, state)
+    names = sorted(p.name for p in tmp.iterdir())
+    manifest = Manifest(step=state.step, epoch=epoch, files={n: _sha256(tmp / n) for n in names},
+                        sizes={n: (tmp / n).stat().st_size for n in names}, created_at=time.time())
+    atomic_write_json(tmp / MANIFEST, manifest)
+    if final.exists():  # the same step reached again after a resume: replace it
+        trash = out / f".trash-{final.name}.{os.getpid()}"
+        os.replace(final, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(tmp, final)
+    fsync_dir(out)
+    return final
+
+
+def verify(path: Path) -> Manifest | None:
+    """The manifest if every listed file is present with its checksum, else None."""
+    try:
+        manifest = Manifest.model_validate_json((path / MANIFEST).read_bytes())
+        for fname, digest in manifest.files.items():
+            f = path / fname
+            if f.stat().st_size != manifest.sizes[fname] or _sha256(f) != digest:
+                return None
+        return manifest
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def candidates(out: Path) -> list[Path]:
+    """Checkpoint folders, newest step first."""
+    if not out.is_dir():
+        return []
+    return sorted((p for p in out.iterdir() if p.is_dir() and NAME.match(p.name)), key=step_of, reverse=True)
+
+
+def newest_valid(out: Path, log=None) -> Path | None:
+    for path in candidates(out):
+        if verify(path) is not None:
+            return path
+        if log is not None:
+            log.warning("checkpoint_invalid", checkpoint=path.name)
+    return None
+
+
+def load_state(path: Path) -> tuple[CheckpointState, dict[str, dict[str, mx.array]], str]:
+    """(state, tensors by file, metrics text) of a verified checkpoint."""
+    state = CheckpointState.model_validate_json((path / CHECKPOINT_STATE).read_bytes())
+    tensors = {f: mx.load(str(path / f)) for f in TENSOR_FILES if (path / f).exists()}
+    return state, tensors, (path / METRICS_FILE).read_text(encoding="utf-8")
+
+
+def clean_temp(out: Path) -> None:
+    """Remove half-written checkpoints left by a crash (they were never visible)."""
+    for p in out.glob(".tmp-checkpoint_*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in out.glob(".trash-checkpoint_*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def prune(out: Path, keep: int, protect: set[str]) -> list[str]:
+    """Delete all but the newest `keep` checkpoints and the protected ones (the best)."""
+    removed = []
+    for path in candidates(out)[keep:]:
+        if path.name not in protect:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed

@@ -1,0 +1,63 @@
+"""Fault injection for tests and drills, set by FARENSED_FAULTS (comma-separated KIND@STEP).
+
+Each fault fires once per run (a marker file in the run folder remembers it), when the
+worker starts computing optimizer step STEP (1-based):
+
+  oom@N          raise MLX's Metal out-of-memory RuntimeError (also oom_cuda@N, oom_malloc@N)
+  nan@N          make step N's loss NaN          nan_from@N  every step from N on
+  abort_oom@N    print Metal's OOM message to stderr and abort (SIGABRT), as Metal does
+  gpu_fault@N    print the ImpactingInteractivity message and abort
+  kill@N         SIGKILL itself (like jetsam or the Linux OOM killer)
+  segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+ENV = "FARENSED_FAULTS"
+MESSAGES = {
+    "oom": "[METAL] Command buffer execution failed: Insufficient Memory "
+           "(00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)",
+    "oom_cuda": "cudaMallocAsync(&data, size, stream) failed: out of memory",
+    "oom_malloc": "[malloc] Unable to allocate 1073741824 bytes.",
+    "gpu_fault": "[METAL] Command buffer execution failed: Impacting Interactivity "
+                 "(0000000e:kIOGPUCommandBufferCallbackErrorImpactingInteractivity)",
+}
+
+
+class Faults:
+    def __init__(self, run_dir: Path, spec: str | None = None):
+        spec = os.environ.get(ENV, "") if spec is None else spec
+        self.run_dir = run_dir
+        self.planned = [(k, int(s)) for k, _, s in (p.strip().partition("@") for p in spec.split(",") if p.strip())]
+
+    def _fire_once(self, kind: str, step: int) -> bool:
+        marker = self.run_dir / f".fault-{kind}-{step}"
+        if marker.exists():
+            return False
+        marker.touch()
+        return True
+
+    def at_step(self, step: int) -> None:
+        """Called as step `step` starts; raises or dies if a fault is planned there."""
+        for kind, at in self.planned:
+            if at == step and kind in ("oom", "oom_cuda", "oom_malloc") and self._fire_once(kind, at):
+                raise RuntimeError(MESSAGES[kind])
+            if at == step and kind in ("abort_oom", "gpu_fault", "kill", "segv") and self._fire_once(kind, at):
+                _die(kind)
+
+    def nan_at(self, step: int) -> bool:
+        return any((k == "nan" and s == step) or (k == "nan_from" and step >= s) for k, s in self.planned)
+
+
+def _die(kind: str) -> None:
+    if kind in ("abort_oom", "gpu_fault"):
+        sys.stderr.write(("libc++abi: terminating due to uncaught exception of type std::runtime_error: "
+                          + MESSAGES["oom" if kind == "abort_oom" else "gpu_fault"]) + "\n")
+        sys.stderr.flush()
+        os.abort()
+    os.kill(os.getpid(), signal.SIGKILL if kind == "kill" else signal.SIGSEGV)

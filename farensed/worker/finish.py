@@ -1,0 +1,70 @@
+"""The end of a run: final and best adapter folders, answers to the job's prompts, summary."""
+
+from __future__ import annotations
+
+import json
+
+from mlx_lm import generate
+from mlx_lm.sample_utils import make_sampler
+
+from ..atomic import atomic_write_json
+from ..formats import SUMMARY, Answer, TrainingSummary
+from . import outputs
+from .model import adapter_weights, load_adapter_file, parameter_counts
+from .run import Run
+
+
+def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float) -> str:
+    """Greedy (or sampled) reply to one user prompt through the model's chat template."""
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                         tokenize=False)
+    return generate(model, tokenizer, prompt=text, max_tokens=max_tokens,
+                    sampler=make_sampler(temp=temperature), verbose=False).strip()
+
+
+def finish(run: Run) -> TrainingSummary:
+    """Write the final outputs; idempotent, so a crash here is redone on the next start."""
+    tr, spec, out = run.trainer, run.spec, run.dir
+    cfg = run.adapter_config
+    outputs.write_adapter_folder(out, adapter_weights(run.model), cfg)
+    best = out / "adapters"
+    if not (best / outputs.ADAPTER_FILE).exists():  # no validation set: the final ones are the best we know
+        outputs.write_adapter_folder(best, adapter_weights(run.model), cfg)
+    atomic_write_json(out / "training_config.json",
+                      outputs.training_config(spec, run.model_path, str(run.home.resolve(spec.data)), cfg))
+    outputs.export_metrics(out, tr.p.metrics)
+    run.write_progress("generating")
+    answers = []
+    if spec.generate.prompts:
+        load_adapter_file(run.model, best / outputs.ADAPTER_FILE)
+        run.model.eval()
+        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, spec.generate.max_tokens,
+                                                  spec.generate.temperature)) for p in spec.generate.prompts]
+    summary = build_summary(run, answers)
+    atomic_write_json(out / SUMMARY, summary)
+    run.write_state("done")
+    run.write_progress("done")
+    return summary
+
+
+def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
+    tr = run.trainer
+    trains = [r for r in tr.p.metrics if r.kind == "train" and r.train_loss is not None]
+    evals = [r for r in tr.p.metrics if r.kind == "eval"]
+    trainable, total = parameter_counts(run.model)
+    secs = tr.p.elapsed
+    return TrainingSummary(
+        job=run.spec.name, model=run.model_path, steps=tr.p.step, epochs=round(tr.p.step / tr.per_epoch, 3),
+        final_train_loss=trains[-1].train_loss if trains else None,
+        final_val_loss=evals[-1].val_loss if evals else None, best_val_loss=tr.p.best_val_loss,
+        best_step=tr.p.best_step, seconds=round(secs, 3), tokens=tr.p.tokens_seen,
+        tokens_per_sec=round(tr.p.tokens_seen / secs, 1) if secs else 0.0,
+        trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts,
+        restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped, truncated_examples=run.truncated,
+        answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / "adapters"))
+
+
+def summary_json(summary: TrainingSummary) -> str:
+    return json.dumps(summary.model_dump(), indent=2, ensure_ascii=False)
+
+

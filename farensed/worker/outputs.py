@@ -1,0 +1,64 @@
+"""What a run leaves in its output folder: metrics (JSONL while running, JSON + CSV),
+adapter folders mlx-lm reads (adapters.safetensors + adapter_config.json), the summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import mlx.core as mx
+
+from ..atomic import append_line, atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from ..formats import METRICS_CSV, METRICS_JSON, METRICS_JSONL, MetricsRow
+from ..jobspec import JobSpec
+
+ADAPTER_FILE = "adapters.safetensors"
+
+
+def append_metrics(out: Path, row: MetricsRow) -> None:
+    append_line(out / METRICS_JSONL, row.model_dump_json())
+
+
+def rewrite_metrics(out: Path, rows: list[MetricsRow]) -> None:
+    """Reset the append-only log to exactly `rows` (on resume: the checkpoint's history)."""
+    atomic_write_text(out / METRICS_JSONL, "".join(r.model_dump_json() + "\n" for r in rows))
+
+
+def export_metrics(out: Path, rows: list[MetricsRow]) -> None:
+    """training_metrics.json and .csv from the rows so far."""
+    atomic_write_json(out / METRICS_JSON, [r.model_dump() for r in rows])
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(MetricsRow.model_fields))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in r.model_dump().items()})
+    atomic_write_text(out / METRICS_CSV, buf.getvalue())
+
+
+def save_tensors(path: Path, arrays: dict[str, mx.array]) -> None:
+    """mx.save_safetensors through a temp name, so readers never see half a file."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.safetensors")
+    mx.save_safetensors(str(tmp), arrays)
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_adapter_folder(folder: Path, weights: dict[str, mx.array], adapter_config: dict) -> None:
+    """A folder `mlx_lm.load(model, adapter_path=folder)` and `mlx_lm.fuse` accept as is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / ADAPTER_FILE, weights)
+    atomic_write_json(folder / "adapter_config.json", adapter_config)
+
+
+def training_config(spec: JobSpec, model_path: str, data_path: str, adapter_config: dict) -> dict:
+    """training_config.json: the job as run, in the guide's terms plus mlx-lm's names."""
+    t = spec.training
+    return {"job": json.loads(spec.model_dump_json()), "model": model_path, "data": data_path,
+            "batch_size": t.batch_size, "grad_accumulation_steps": t.grad_accumulation,
+            "effective_batch_size": t.effective_batch, "learning_rate": t.learning_rate,
+            "max_seq_length": t.max_seq_length, "warmup_steps": t.warmup_steps,
+            "mask_prompt": spec.mask_prompt, **adapter_config}

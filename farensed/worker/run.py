@@ -1,0 +1,221 @@
+"""One run of a job in its output folder: load, resume, train, write every output.
+
+`python -m farensed.worker RUN_DIR` is the entry point (see __main__.py); RUN_DIR holds
+job.toml, and everything the run writes lands beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_map_with_path
+from mlx_lm.tuner.datasets import create_dataset
+
+from .. import oom
+from ..atomic import atomic_write_json
+from ..exitcodes import EXIT_STOPPED
+from ..datasets import Example, load_splits
+from ..formats import JOB_FILE, PROGRESS, TRAINING_STATE, LiveProgress, MetricsRow, TrainingState, read_model
+from ..jobfile import load_job
+from ..jobspec import JobSpec
+from ..paths import Home
+from . import batching, checkpoint, outputs
+from .faults import Faults
+from .model import adapter_weights, apply_lora, load_base, model_path
+from .step import make_optimizer
+from .trainer import StopRequested, Trainer
+
+
+def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batching.Tokenized | None:
+    if not examples:
+        return None
+    ds = create_dataset([e.obj for e in examples], tokenizer, SimpleNamespace(mask_prompt=spec.mask_prompt))
+    return batching.tokenize([ds.process(ds[i]) for i in range(len(ds))], spec.training.max_seq_length)
+
+
+def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
+    """training_state.json as left by the last worker (or the daemon), else a fresh one."""
+    path = run_dir / TRAINING_STATE
+    if path.exists():
+        return read_model(path, TrainingState)
+    t = spec.training
+    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
+                         effective_batch=t.effective_batch)
+
+
+class Run:
+    """Ties the trainer to the run folder: resume, cadences, progress, checkpoints, outputs."""
+
+    def __init__(self, run_dir: Path, home: Home, log, compile: bool = True):
+        self.dir, self.home, self.log = run_dir, home, log
+        self.spec = load_job(run_dir / JOB_FILE)
+        self.state = initial_state(run_dir, self.spec)
+        self.last_checkpoint = self.state.checkpoint
+        self.compile = compile
+
+    # --- set-up -------------------------------------------------------------------------
+    def load(self) -> None:
+        spec = self.spec
+        self.write_progress_loading()
+        self.model, self.tokenizer = load_base(spec, self.home)
+        self.adapter_config = apply_lora(self.model, spec)
+        splits = load_splits(self.home.resolve(spec.data), spec.valid_fraction, spec.training.seed)
+        self.splits = splits
+        train = tokenize_split(splits.train, self.tokenizer, spec)
+        valid = tokenize_split(splits.valid, self.tokenizer, spec)
+        self._note_data(train, valid)
+        self.optimizer = make_optimizer(spec.training.optimizer, spec.training.learning_rate,
+                                        spec.training.weight_decay)
+        self.optimizer.init(self.model.trainable_parameters())
+        setting = oom.MemorySetting(self.state.micro_batch, self.state.grad_checkpoint)
+        self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, setting,
+                               Faults(self.dir), self.log, self.compile)
+        if spec.memory.budget_gb:
+            mx.set_memory_limit(int(spec.memory.budget_gb * 1024**3))
+
+    def _note_data(self, train, valid) -> None:
+        truncated = train.truncated + (valid.truncated if valid else 0)
+        self.truncated = truncated
+        if truncated:
+            self.log.warning("sequences_truncated", count=truncated, max_seq_length=self.spec.training.max_seq_length,
+                             longest=max(train.longest, valid.longest if valid else 0))
+        if valid is None:
+            self.log.warning("no_validation_set", detail="training without eval")
+        self.log.info("data_loaded", train=len(train.tokens), valid=len(valid.tokens) if valid else 0,
+                      source=self.splits.source)
+
+    def resume(self) -> None:
+        """Continue from the newest checkpoint that verifies; a fresh start if there is none."""
+        checkpoint.clean_temp(self.dir)
+        ck = checkpoint.newest_valid(self.dir, self.log)
+        if ck is None:
+            outputs.rewrite_metrics(self.dir, [])
+            return
+        cs, tensors, metrics_text = checkpoint.load_state(ck)
+        self.model.load_weights(list(tensors["adapters.safetensors"].items()), strict=False)
+        saved = tensors["optimizer.safetensors"]
+        self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
+        rows = [MetricsRow.model_validate_json(line) for line in metrics_text.splitlines() if line]
+        self.trainer.restore(cs, rows)
+        lower = min(cs.micro_batch, self.state.micro_batch)  # the daemon may have lowered it since
+        self.trainer.setting = oom.MemorySetting(lower, cs.grad_checkpoint or self.state.grad_checkpoint)
+        self.trainer.downshifts = list(self.state.downshifts)
+        self.trainer._build()
+        outputs.rewrite_metrics(self.dir, rows)
+        self.last_checkpoint = ck.name
+        self.log.info("resumed", checkpoint=ck.name, step=cs.step, micro_batch=lower)
+
+    # --- the loop ----------------------------------------------------------------------
+    def train(self) -> None:
+        tr, cad = self.trainer, self.spec.cadence
+        self.write_state("running")
+        start, base = time.monotonic(), tr.p.elapsed
+        last_ckpt = time.monotonic()
+        while tr.p.step < tr.total:
+            if tr.stop_requested:
+                self.save_checkpoint()
+                raise StopRequested(f"stopped by signal at step {tr.p.step}")
+            tr.train_step()
+            tr.p.elapsed = base + time.monotonic() - start
+            s = tr.p.step
+            if s % cad.log_every == 0 or s == tr.total:
+                self.record(tr.train_row())
+            if s % cad.eval_every == 0 or s == tr.total:
+                self.eval_now()
+            minutes = cad.checkpoint_every_minutes and time.monotonic() - last_ckpt >= 60 * cad.checkpoint_every_minutes
+            if s % cad.checkpoint_every == 0 or s == tr.total or minutes:
+                self.save_checkpoint()
+                last_ckpt = time.monotonic()
+
+    def record(self, row: MetricsRow) -> None:
+        self.trainer.p.metrics.append(row)
+        outputs.append_metrics(self.dir, row)
+        self.log.info("step_report", **{k: v for k, v in row.model_dump().items() if v is not None})
+        self.write_progress()
+
+    def eval_now(self) -> None:
+        tr = self.trainer
+        val = tr.evaluate()
+        if val is None:
+            return
+        tr.p.val_loss = val
+        if tr.p.best_val_loss is None or val < tr.p.best_val_loss:
+            tr.p.best_val_loss, tr.p.best_step = val, tr.p.step
+            outputs.write_adapter_folder(self.dir / "adapters", adapter_weights(self.model), self.adapter_config)
+            self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
+        self.record(tr.row("eval", val_loss=val))
+
+    def save_checkpoint(self) -> None:
+        tr, t0 = self.trainer, time.monotonic()
+        tensors = {"adapters.safetensors": adapter_weights(self.model),
+                   "optimizer.safetensors": dict(tree_flatten(self.optimizer.state)),
+                   "rng.safetensors": {"key": mx.random.state[0]}}
+        path = checkpoint.save(self.dir, self._epoch_of_last_step(), tr.checkpoint_state(), tensors, tr.p.metrics)
+        self.last_checkpoint = path.name
+        self.write_state("running")
+        best = {checkpoint.name_for(e, tr.p.best_step) for e in range(tr.p.cursor.epoch + 1)} if tr.p.best_step else set()
+        removed = checkpoint.prune(self.dir, self.spec.cadence.keep_checkpoints, best)
+        outputs.export_metrics(self.dir, tr.p.metrics)
+        self.log.info("checkpoint_saved", step=tr.p.step, checkpoint=path.name,
+                      seconds=round(time.monotonic() - t0, 3), pruned=removed or None)
+        self.write_progress()
+
+    def _epoch_of_last_step(self) -> int:
+        c = self.trainer.p.cursor
+        return c.epoch if c.index else max(c.epoch - 1, 0)
+
+    # --- state files -------------------------------------------------------------------
+    def write_state(self, status: str, reason: str | None = None) -> None:
+        tr = getattr(self, "trainer", None)
+        upd = {"status": status, "reason": reason, "worker_pid": os.getpid(), "updated_at": time.time(),
+               "checkpoint": self.last_checkpoint}
+        if tr is not None:
+            upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": self._epoch_of_last_step(),
+                    "micro_batch": tr.setting.micro_batch, "grad_checkpoint": tr.setting.grad_checkpoint,
+                    "grad_accumulation": tr.setting.accumulation(tr.effective_batch),
+                    "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step}
+        self.state = self.state.model_copy(update=upd)
+        atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
+
+    def write_progress(self, phase: str = "training") -> None:
+        tr = self.trainer
+        last_train = next((r for r in reversed(tr.p.metrics) if r.kind == "train"), None)
+        sps = last_train.steps_per_sec if last_train else None
+        atomic_write_json(self.dir / PROGRESS, LiveProgress(
+            worker_pid=os.getpid(), step=tr.p.step, total_steps=tr.total, epoch=self._epoch_of_last_step(),
+            train_loss=last_train.train_loss if last_train else None, val_loss=tr.p.val_loss,
+            best_val_loss=tr.p.best_val_loss, learning_rate=last_train.learning_rate if last_train else None,
+            tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,
+            active_memory_gb=round(mx.get_active_memory() / 1024**3, 4),
+            peak_memory_gb=last_train.peak_memory_gb if last_train else None,
+            budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.setting.micro_batch,
+            grad_accumulation=tr.setting.accumulation(tr.effective_batch), grad_checkpoint=tr.setting.grad_checkpoint,
+            downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint,
+            eta_seconds=round((tr.total - tr.p.step) / sps, 1) if sps else None, phase=phase, updated_at=time.time()))
+
+    def write_progress_loading(self) -> None:
+        t = self.spec.training
+        atomic_write_json(self.dir / PROGRESS, LiveProgress(
+            worker_pid=os.getpid(), step=self.state.step, total_steps=self.state.total_steps, epoch=self.state.epoch,
+            micro_batch=self.state.micro_batch, grad_accumulation=self.state.grad_accumulation or t.grad_accumulation,
+            phase="loading", last_checkpoint=self.state.checkpoint, updated_at=time.time()))
+
+    def install_signals(self) -> None:
+        def handler(signum, frame):
+            if getattr(self, "trainer", None) is None:  # still loading: nothing to save yet
+                os._exit(EXIT_STOPPED)
+            if self.trainer.stop_requested:  # second signal: leave now; the last checkpoint stands
+                os._exit(128 + signum)
+            self.trainer.stop_requested = True
+            self.log.info("stop_requested", signal=signal.Signals(signum).name)
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    @property
+    def model_path(self) -> str:
+        return model_path(self.spec, self.home)

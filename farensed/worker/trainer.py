@@ -1,0 +1,233 @@
+"""The training loop: steps in a deterministic order, out-of-memory downshifts, non-finite
+guard, eval, metrics, checkpoints and graceful stop. Owned here, not mlx_lm.tuner's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import numpy as np
+from mlx_lm.tuner.trainer import grad_checkpoint
+
+from .. import oom
+from ..errors import FarensedError
+from ..formats import CheckpointState, Cursor, Downshift, MetricsRow
+from ..jobspec import JobSpec
+from ..schedule import learning_rate, steps_per_epoch, total_steps
+from . import batching
+from .faults import Faults
+from .step import StepFunctions, all_finite
+
+GB = 1024**3
+MAX_NONFINITE = 3
+
+
+class OutOfMemory(FarensedError):
+    """A micro-step ran out of memory or over the budget; the step is redone lower."""
+
+    def __init__(self, reason: str, source: str):
+        super().__init__(reason)
+        self.source = source
+
+
+class OomExhausted(FarensedError):
+    """Nothing left on the ladder."""
+
+
+class Diverged(FarensedError):
+    """Loss or gradient non-finite MAX_NONFINITE steps in a row."""
+
+
+class StopRequested(FarensedError):
+    """SIGTERM/SIGINT: a checkpoint was written, the worker exits EXIT_STOPPED."""
+
+
+@dataclass
+class Progress:
+    """Everything that moves as steps are taken; saved whole in every checkpoint."""
+
+    step: int = 0
+    cursor: Cursor = field(default_factory=lambda: Cursor(epoch=0, index=0))
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    val_loss: float | None = None
+    window_loss_sum: float = 0.0
+    window_tokens: int = 0
+    nonfinite_streak: int = 0
+    skipped: int = 0
+    tokens_seen: int = 0
+    elapsed: float = 0.0
+    metrics: list[MetricsRow] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, spec: JobSpec, model, optimizer, train: batching.Tokenized,
+                 valid: batching.Tokenized | None, setting: oom.MemorySetting, faults: Faults, log,
+                 compile: bool = True):
+        self.spec, self.model, self.optimizer, self.log = spec, model, optimizer, log
+        self.train, self.valid, self.faults, self.compile = train, valid, faults, compile
+        self.total = total_steps(spec.training, len(train.tokens))
+        self.per_epoch = steps_per_epoch(spec.training, len(train.tokens))
+        self.p = Progress()
+        self.downshifts: list[Downshift] = []
+        self.stop_requested = False
+        self._plans: dict[int, list[np.ndarray]] = {}
+        self._lengths, self._targets = train.lengths, train.n_targets
+        self.budget = int(spec.memory.budget_gb * GB)
+        self.setting = setting
+        self._build()
+        self._window_start, self._window_steps, self._window_real_tokens = time.monotonic(), 0, 0
+
+    @property
+    def effective_batch(self) -> int:
+        return self.spec.training.effective_batch
+
+    def _build(self) -> None:
+        if self.setting.grad_checkpoint:
+            grad_checkpoint(self.model.layers[0])
+        self.fns = StepFunctions(self.model, self.optimizer, self.spec.training.grad_clip, self.compile)
+
+    def plan(self, epoch: int) -> list[np.ndarray]:
+        if epoch not in self._plans:
+            self._plans = {epoch: batching.epoch_plan(self._lengths, self.effective_batch,
+                                                      self.spec.training.seed, epoch)}
+        return self._plans[epoch]
+
+    def step_examples(self) -> np.ndarray:
+        return self.plan(self.p.cursor.epoch)[self.p.cursor.index]
+
+    # --- one step -------------------------------------------------------------------
+    def gradient(self, idx: np.ndarray, micro_batch: int):
+        """Summed loss, target count and summed gradient of the examples `idx`."""
+        mx.random.seed(self.spec.training.seed * 1_000_003 + self.p.step)
+        mx.reset_peak_memory()
+        acc, loss, ntoks = None, mx.array(0.0), mx.array(0.0)
+        for mb in batching.micro_batches(idx, micro_batch):
+            inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
+            try:
+                l, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
+                mx.eval(l, n, acc)
+            except RuntimeError as e:
+                if oom.is_oom_message(str(e)):
+                    raise OutOfMemory(str(e).splitlines()[0], "runtime_error") from None
+                raise
+            loss, ntoks = loss + l, ntoks + n
+            if self.budget and mx.get_peak_memory() > self.budget:
+                raise OutOfMemory(f"peak memory {mx.get_peak_memory() / GB:.3f} GB over the budget"
+                                  f" {self.budget / GB:.3f} GB at micro-batch {micro_batch}", "budget")
+        return loss, ntoks, acc
+
+    def train_step(self) -> None:
+        """Compute and apply step p.step+1, redoing it lower after out-of-memory."""
+        idx = self.step_examples()
+        while True:
+            try:
+                self.faults.at_step(self.p.step + 1)
+                loss, ntoks, grad = self.gradient(idx, self.setting.micro_batch)
+                break
+            except OutOfMemory as e:
+                self.downshift(str(e), e.source)
+        n = int(self._targets[idx].sum())
+        if self.faults.nan_at(self.p.step + 1):
+            loss = mx.array(float("nan"))
+        if n > 0 and all_finite(loss, grad):
+            self.optimizer.learning_rate = learning_rate(self.spec.training, self.p.step + 1, self.total)
+            self.fns.update(grad, mx.array(float(n)))
+            mx.eval(self.model.trainable_parameters(), self.optimizer.state)
+            self.p.nonfinite_streak = 0
+            self.p.window_loss_sum += loss.item()
+            self.p.window_tokens += n
+        elif n > 0:
+            self._skip_nonfinite()
+        self.p.tokens_seen += int(self._lengths[idx].sum())
+        self._window_real_tokens += int(self._lengths[idx].sum())
+        self._advance()
+
+    def _skip_nonfinite(self) -> None:
+        self.p.nonfinite_streak += 1
+        self.p.skipped += 1
+        self.log.warning("nonfinite_step_skipped", step=self.p.step + 1, streak=self.p.nonfinite_streak)
+        if self.p.nonfinite_streak >= MAX_NONFINITE:
+            raise Diverged(f"loss or gradient was NaN/inf for {MAX_NONFINITE} steps in a row (last at step"
+                           f" {self.p.step + 1}); lower training.learning_rate or check the data")
+
+    def _advance(self) -> None:
+        self.p.step += 1
+        self._window_steps += 1
+        c = self.p.cursor
+        self.p.cursor = Cursor(epoch=c.epoch + 1, index=0) if c.index + 1 >= self.per_epoch else \
+            Cursor(epoch=c.epoch, index=c.index + 1)
+
+    def downshift(self, reason: str, source: str) -> None:
+        """One rung down the ladder and rebuild; the same step is then redone."""
+        mx.clear_cache()
+        nxt = oom.downshift(self.setting, self.spec.memory.min_micro_batch)
+        if nxt is None:
+            raise OomExhausted(oom.exhausted_reason(self.effective_batch, self.spec.training.max_seq_length)
+                               + f" (last: {reason})")
+        self.downshifts.append(Downshift(step=self.p.step + 1, from_micro_batch=self.setting.micro_batch,
+                                         to_micro_batch=nxt.micro_batch, grad_checkpoint=nxt.grad_checkpoint,
+                                         reason=reason, source=source, at=time.time()))
+        self.log.warning("oom_downshift", step=self.p.step + 1, micro_batch=nxt.micro_batch,
+                         grad_accumulation=nxt.accumulation(self.effective_batch),
+                         grad_checkpoint=nxt.grad_checkpoint, reason=reason)
+        self.setting = nxt
+        self._build()
+
+    # --- evaluation and metrics --------------------------------------------------------
+    def evaluate(self) -> float | None:
+        """Token-weighted validation loss over the validation set (or its first val_batches)."""
+        if self.valid is None or not self.valid.tokens:
+            return None
+        self.model.eval()
+        order = np.argsort(self.valid.lengths, kind="stable")
+        mbs = batching.micro_batches(order, self.setting.micro_batch)
+        if self.spec.cadence.val_batches:
+            mbs = mbs[: self.spec.cadence.val_batches]
+        total, count = mx.array(0.0), mx.array(0.0)
+        for mb in mbs:
+            arrays = batching.padded(self.valid, mb, self.spec.training.max_seq_length)
+            loss, n = self.fns.evaluate_loss(*(mx.array(a) for a in arrays))
+            total, count = total + loss, count + n
+            mx.eval(total, count)
+        self.model.train()
+        return total.item() / max(count.item(), 1.0)
+
+    def row(self, kind: str, **values) -> MetricsRow:
+        return MetricsRow(kind=kind, step=self.p.step, epoch=self.p.cursor.epoch if self.p.cursor.index else
+                          max(self.p.cursor.epoch - 1, 0), micro_batch=self.setting.micro_batch,
+                          grad_accumulation=self.setting.accumulation(self.effective_batch),
+                          tokens_seen=self.p.tokens_seen, elapsed=round(self.p.elapsed, 3), **values)
+
+    def train_row(self) -> MetricsRow:
+        dt = max(time.monotonic() - self._window_start, 1e-9)
+        loss = self.p.window_loss_sum / self.p.window_tokens if self.p.window_tokens else None
+        row = self.row("train", train_loss=loss,
+                       learning_rate=learning_rate(self.spec.training, self.p.step, self.total),
+                       tokens_per_sec=round(self._window_real_tokens / dt, 1),
+                       steps_per_sec=round(self._window_steps / dt, 4),
+                       active_memory_gb=round(mx.get_active_memory() / GB, 4),
+                       peak_memory_gb=round(mx.get_peak_memory() / GB, 4))
+        self.p.window_loss_sum, self.p.window_tokens = 0.0, 0
+        self._window_start, self._window_steps, self._window_real_tokens = time.monotonic(), 0, 0
+        return row
+
+    # --- checkpoint state ------------------------------------------------------------
+    def checkpoint_state(self) -> CheckpointState:
+        p = self.p
+        return CheckpointState(step=p.step, cursor=p.cursor, micro_batch=self.setting.micro_batch,
+                               grad_accumulation=self.setting.accumulation(self.effective_batch),
+                               grad_checkpoint=self.setting.grad_checkpoint,
+                               rng_seed_base=self.spec.training.seed, best_val_loss=p.best_val_loss,
+                               best_step=p.best_step, window_loss_sum=p.window_loss_sum,
+                               window_tokens=p.window_tokens, nonfinite_streak=p.nonfinite_streak,
+                               tokens_seen=p.tokens_seen, elapsed=p.elapsed, val_loss=p.val_loss,
+                               skipped_nonfinite=p.skipped)
+
+    def restore(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
+        self.p = Progress(step=cs.step, cursor=cs.cursor, best_val_loss=cs.best_val_loss,
+                          best_step=cs.best_step, val_loss=cs.val_loss, window_loss_sum=cs.window_loss_sum,
+                          window_tokens=cs.window_tokens, nonfinite_streak=cs.nonfinite_streak,
+                          tokens_seen=cs.tokens_seen, elapsed=cs.elapsed, metrics=list(metrics),
+                          skipped=cs.skipped_nonfinite)
