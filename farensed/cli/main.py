@@ -6,6 +6,14 @@ import click
 
 from .. import __version__
 from .validate import validate
+from .cancel import cancel
+from .list_cmd import list_jobs
+from .logs_cmd import logs
+from .pause import pause
+from .resume import resume
+from .retry import retry
+from .status_cmd import status
+from .submit import submit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +23,14 @@ def cli():
 
 
 cli.add_command(validate)
+cli.add_command(status)
+cli.add_command(list_jobs)
+cli.add_command(submit)
+cli.add_command(cancel)
+cli.add_command(pause)
+cli.add_command(resume)
+cli.add_command(retry)
+cli.add_command(logs)
 
 
 def main() -> None:

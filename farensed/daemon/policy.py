@@ -121,12 +121,13 @@ class Candidate:
 
 
 def next_job(jobs: Iterable[Candidate], now: float) -> str | None:
-    """A running job waiting to restart first (it holds its place), else queued by priority, then arrival."""
-    ready = [j for j in jobs if j.state in ("running", "queued") and (j.not_before or 0) <= now]
-    if not ready:
-        return None
-    ready.sort(key=lambda j: (j.state != "running", -j.priority, j.seq))
-    return ready[0].id
+    """A running job waiting to restart holds the slot (even in back-off); else queued by priority, arrival."""
+    jobs = list(jobs)
+    running = [j for j in jobs if j.state == "running"]
+    if running:
+        return running[0].id if (running[0].not_before or 0) <= now else None
+    queued = sorted((j for j in jobs if j.state == "queued"), key=lambda j: (-j.priority, j.seq))
+    return queued[0].id if queued else None
 
 
 def stalled(last_change: float, now: float, stall_seconds: float) -> bool:

@@ -51,7 +51,7 @@ def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]]) -> None:
 
 
 def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[str, mx.array]],
-         metrics: list[MetricsRow]) -> Path:
+         metrics: list[MetricsRow], midway=lambda step: None) -> Path:
     """Write checkpoint_epoch{E}_step{S}/ atomically and return its path."""
     _check_space(out, tensors)
     final = out / name_for(epoch, state.step)
@@ -61,6 +61,7 @@ def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[
     for fname, arrays in tensors.items():
         mx.save_safetensors(str(tmp / fname), arrays)
         fsync_file(tmp / fname)
+        midway(state.step)
     atomic_write_text(tmp / METRICS_FILE, "".join(r.model_dump_json() + "\n" for r in metrics))
     atomic_write_json(tmp / CHECKPOINT_STATE, state)
     names = sorted(p.name for p in tmp.iterdir())

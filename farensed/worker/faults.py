@@ -8,6 +8,7 @@ worker starts computing optimizer step STEP (1-based):
   abort_oom@N    print Metal's OOM message to stderr and abort (SIGABRT), as Metal does
   gpu_fault@N    print the ImpactingInteractivity message and abort
   kill@N         SIGKILL itself (like jetsam or the Linux OOM killer)
+  kill_in_checkpoint@N   SIGKILL itself halfway through writing the step-N checkpoint
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
 """
 
@@ -49,6 +50,11 @@ class Faults:
                 raise RuntimeError(MESSAGES[kind])
             if at == step and kind in ("abort_oom", "gpu_fault", "kill", "segv") and self._fire_once(kind, at):
                 _die(kind)
+
+    def in_checkpoint(self, step: int) -> None:
+        """Called between the files of a checkpoint being written."""
+        if ("kill_in_checkpoint", step) in self.planned and self._fire_once("kill_in_checkpoint", step):
+            _die("kill")
 
     def nan_at(self, step: int) -> bool:
         return any((k == "nan" and s == step) or (k == "nan_from" and step >= s) for k, s in self.planned)

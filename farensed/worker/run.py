@@ -155,7 +155,8 @@ class Run:
         tensors = {"adapters.safetensors": adapter_weights(self.model),
                    "optimizer.safetensors": dict(tree_flatten(self.optimizer.state)),
                    "rng.safetensors": {"key": mx.random.state[0]}}
-        path = checkpoint.save(self.dir, self._epoch_of_last_step(), tr.checkpoint_state(), tensors, tr.p.metrics)
+        path = checkpoint.save(self.dir, self._epoch_of_last_step(), tr.checkpoint_state(), tensors, tr.p.metrics,
+                               midway=tr.faults.in_checkpoint)
         self.last_checkpoint = path.name
         self.write_state("running")
         best = {checkpoint.name_for(e, tr.p.best_step) for e in range(tr.p.cursor.epoch + 1)} if tr.p.best_step else set()

@@ -106,6 +106,8 @@ class Trainer:
         for mb in batching.micro_batches(idx, micro_batch):
             inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
             try:
+                if acc is None:
+                    self.faults.at_step(self.p.step + 1)
                 l, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
                 mx.eval(l, n, acc)
             except RuntimeError as e:
@@ -123,7 +125,6 @@ class Trainer:
         idx = self.step_examples()
         while True:
             try:
-                self.faults.at_step(self.p.step + 1)
                 loss, ntoks, grad = self.gradient(idx, self.setting.micro_batch)
                 break
             except OutOfMemory as e:

@@ -1,0 +1,17 @@
+"""farensectl cancel JOB: Cancel a job: a queued one at once, a running one at its next checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from .common import clean_errors, get_home, home_option
+from .request import send
+
+
+@click.command()
+@click.argument("job_id")
+@home_option
+@clean_errors
+def cancel(job_id, home):
+    """Cancel a job: a queued one at once, a running one at its next checkpoint."""
+    send(get_home(home), "cancel", job_id)

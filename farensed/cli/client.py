@@ -1,0 +1,47 @@
+"""What every farensectl verb needs: the spool, job records, and whether the daemon is alive."""
+
+from __future__ import annotations
+
+import time
+
+from .. import __version__
+from ..daemon import records
+from ..daemon.lock import holder_pid
+from ..daemon.spool import SpoolDirs
+from ..errors import FarensedError
+from ..paths import Home
+from ..status import DaemonInfo, Status, build, is_fresh, read
+
+
+def dirs(home: Home) -> SpoolDirs:
+    return SpoolDirs(home.spool)
+
+
+def job(home: Home, job_id: str) -> records.JobRecord:
+    """The record of `job_id`, or a clear error naming the spool."""
+    path = records.record_path(dirs(home).jobs, job_id)
+    if not path.exists():
+        raise FarensedError(f"{path}: no job {job_id!r} in {home.spool}")
+    return records.load(dirs(home).jobs, job_id)
+
+
+def current_status(home: Home) -> Status:
+    """status.json when the daemon is alive; else the same view rebuilt read-only from the records."""
+    st = read(home.status_file)
+    alive = holder_pid(home.lock_file) is not None
+    if st is not None and alive and is_fresh(st):
+        return st
+    state = "stale" if alive else "not_running"
+    info = DaemonInfo(pid=st.daemon.pid if st else None, version=st.daemon.version if st else __version__,
+                      started_at=st.daemon.started_at if st else None,
+                      heartbeat=st.daemon.heartbeat if st else None, state=state)
+    return build(records.load_all(dirs(home).jobs), info, None)
+
+
+def daemon_note(st: Status) -> str:
+    d = st.daemon
+    if d.state == "not_running":
+        return "farensed is not running (showing the spool as it is; requests wait for its start)"
+    if d.state == "stale":
+        return f"farensed (pid {d.pid}) holds the lock but its heartbeat is {time.time() - (d.heartbeat or 0):.0f}s old"
+    return f"farensed {d.state} (pid {d.pid}, up {time.time() - (d.started_at or time.time()):.0f}s)"

@@ -1,0 +1,44 @@
+"""farensed: the daemon. `farensed run` is what launchd/systemd start (foreground)."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__, logs
+from .common import clean_errors, get_home, home_option
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="farensed")
+def cli():
+    """farensed - the fine-tuning daemon: watches the spool, runs one job at a time."""
+
+
+@cli.command()
+@home_option
+@click.option("--once", is_flag=True, help="Process what is queued, then exit.")
+@click.option("--stall-seconds", type=float, default=600.0, show_default=True,
+              help="Restart a worker whose progress did not change for this long (0 = off).")
+@click.option("--settle-seconds", type=float, default=3.0, show_default=True,
+              help="A dropped file that does not parse is rejected only after it is unchanged this long.")
+@click.option("--stop-grace", type=float, default=15.0, show_default=True,
+              help="Seconds a stopping worker gets to checkpoint before its group is killed.")
+@click.option("--allow-remote-code", is_flag=True, help="Accept jobs with trust_remote_code = true.")
+@clean_errors
+def run(home, once, stall_seconds, settle_seconds, stop_grace, allow_remote_code):
+    """Run the daemon in the foreground (SIGTERM: checkpoint the job and stop)."""
+    from ..daemon.loop import Config, Daemon
+
+    h = get_home(home)
+    logs.configure(json_file=h.logs / "farensed.jsonl")
+    cfg = Config(once=once, stall_seconds=stall_seconds, settle_seconds=settle_seconds, stop_grace=stop_grace,
+                 allow_remote_code=allow_remote_code)
+    raise SystemExit(Daemon(h, cfg, logs.get()).run())
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""farensectl list [--json]: every job the spool knows, in arrival order."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from ..daemon import records
+from . import client
+from .common import clean_errors, get_home, home_option
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of {id, state, priority, submitted_at, output_dir}.")
+@home_option
+@clean_errors
+def list_jobs(as_json, home):
+    """List jobs: id, state, priority, submitted, output folder."""
+    recs = sorted(records.load_all(client.dirs(get_home(home)).jobs).values(), key=lambda r: r.seq)
+    if as_json:
+        keys = ("id", "state", "priority", "submitted_at", "output_dir", "reason")
+        click.echo(json.dumps([{k: getattr(r, k) for k in keys} for r in recs], indent=2))
+        return
+    for r in recs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.submitted_at))
+        click.echo(f"{r.id:<24} {r.state:<10} p{r.priority:<3} {when}  {r.output_dir or r.reason or ''}")

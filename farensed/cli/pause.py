@@ -1,0 +1,17 @@
+"""farensectl pause JOB: Pause a job: a running one checkpoints and holds until resume (also across restarts)."""
+
+from __future__ import annotations
+
+import click
+
+from .common import clean_errors, get_home, home_option
+from .request import send
+
+
+@click.command()
+@click.argument("job_id")
+@home_option
+@clean_errors
+def pause(job_id, home):
+    """Pause a job: a running one checkpoints and holds until resume (also across restarts)."""
+    send(get_home(home), "pause", job_id)

@@ -1,0 +1,20 @@
+"""Shared by cancel, pause, resume and retry: check the job can take the verb, drop a request file."""
+
+from __future__ import annotations
+
+import click
+
+from ..daemon.control import RULES
+from ..daemon.requests import write_request
+from ..errors import FarensedError
+from . import client
+
+
+def send(home, verb: str, job_id: str) -> None:
+    rec = client.job(home, job_id)
+    if rec.state not in RULES[verb]:
+        raise FarensedError(f"job {job_id} is {rec.state}: cannot {verb} it")
+    write_request(client.dirs(home).requests, verb, job_id)
+    st = client.current_status(home)
+    when = "within 2 s" if st.daemon.state not in ("not_running", "stale") else "when farensed starts"
+    click.echo(f"{verb} requested for {job_id} ({rec.state}); applied {when}")

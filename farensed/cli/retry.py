@@ -1,0 +1,17 @@
+"""farensectl retry JOB: Retry a failed or cancelled job from its last checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from .common import clean_errors, get_home, home_option
+from .request import send
+
+
+@click.command()
+@click.argument("job_id")
+@home_option
+@clean_errors
+def retry(job_id, home):
+    """Retry a failed or cancelled job from its last checkpoint."""
+    send(get_home(home), "retry", job_id)

@@ -1,0 +1,45 @@
+"""farensectl submit FILE: validate, write atomically into the spool, print the job id (last line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..atomic import atomic_write_bytes
+from ..daemon.records import id_base, unique_id
+from ..daemon.spool import dropped_files
+from ..errors import FarensedError
+from ..validate import check_job
+from . import client
+from .common import clean_errors, get_home, home_option
+
+
+def predicted_id(home, name: str) -> str:
+    """The id the daemon will give: the stem, made unique against jobs, outputs and pending drops."""
+    taken = {p.stem for p in client.dirs(home).jobs.glob("*.json")} | {p.stem for p in dropped_files(home.spool)}
+    if home.checkpoints.is_dir():
+        taken |= {p.name for p in home.checkpoints.iterdir()}
+    return unique_id(id_base(name), taken)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@home_option
+@clean_errors
+def submit(file, home):
+    """Queue a job file (it is checked first, exactly as `validate` does)."""
+    h = get_home(home)
+    job_id = predicted_id(h, Path(file).name)
+    rep = check_job(file, h, job_id=job_id)
+    for p in rep.problems:
+        click.echo(f"error: {p}", err=True)
+    if not rep.ok:
+        raise FarensedError(f"{file}: not submitted ({len(rep.problems)} problem(s))")
+    target = h.spool / f"{job_id}.toml"
+    try:
+        atomic_write_bytes(target, Path(file).read_bytes())  # temp dotfile + rename: never seen half-written
+    except OSError as e:
+        raise FarensedError(f"{target}: cannot write into the spool: {e.strerror}") from None
+    click.echo(f"submitted {file} as {target}")
+    click.echo(job_id)

@@ -1,0 +1,47 @@
+"""Plain-text rendering of job views for status and list (no rich: the client starts fast)."""
+
+from __future__ import annotations
+
+import time
+
+from ..status import JobView
+
+COLUMNS = ("id", "state", "step", "loss", "val", "tok/s", "mb x acc", "restarts", "eta", "note")
+
+
+def _num(x, fmt="{:.3f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _eta(s: float | None) -> str:
+    if s is None:
+        return "-"
+    m, s = divmod(int(s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def row(v: JobView) -> tuple[str, ...]:
+    step = f"{v.step}/{v.total_steps}" if v.total_steps else str(v.step or "-")
+    mb = f"{v.micro_batch}x{v.grad_accumulation}" if v.micro_batch else "-"
+    note = v.reason or (v.output_dir if v.state == "done" else "") or ""
+    return (v.id, v.state, step, _num(v.train_loss), _num(v.val_loss), _num(v.tokens_per_sec, "{:.0f}"), mb,
+            str(v.restarts), _eta(v.eta_seconds), note[:70])
+
+
+def jobs_table(views: list[JobView]) -> str:
+    rows = [COLUMNS] + [row(v) for v in views]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def job_detail(v: JobView) -> str:
+    """`status JOB`: one field per line, only the ones that are known."""
+    lines = []
+    for k, val in v.model_dump().items():
+        if val is None:
+            continue
+        if k.endswith("_at") and isinstance(val, float):
+            val = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(val))
+        lines.append(f"{k:>16}: {val}")
+    return "\n".join(lines)

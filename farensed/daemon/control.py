@@ -1,0 +1,52 @@
+"""apply_requests: cancel, pause, resume and retry requests from spool/requests."""
+
+from __future__ import annotations
+
+import time
+
+from . import requests
+from .supervisor import ask_stop
+
+# verb -> {state the job is in: state it goes to}; "stop" means: ask the running worker first
+RULES = {
+    "cancel": {"queued": "cancelled", "paused": "cancelled", "running": "stop"},
+    "pause": {"queued": "paused", "running": "stop"},
+    "resume": {"paused": "queued"},
+    "retry": {"failed": "queued", "cancelled": "queued"},
+}
+
+
+def apply_requests(d) -> None:
+    for path in requests.pending(d.dirs.requests):
+        req = requests.take(path, d.log)
+        if req is not None:
+            apply(d, req)
+
+
+def apply(d, req: requests.Request) -> None:
+    rec = d.records.get(req.job)
+    if rec is None:
+        d.log.warning("request_ignored", verb=req.verb, job_id=req.job, why="unknown job")
+        return
+    target = RULES[req.verb].get(rec.state)
+    if target is None:
+        d.log.warning("request_ignored", verb=req.verb, job_id=rec.id, why=f"job is {rec.state}")
+        return
+    d.log.info("request_applied", verb=req.verb, job_id=rec.id, state=rec.state)
+    if target == "stop":
+        stop_running(d, rec, req.verb)
+    elif req.verb == "retry":
+        d.move(rec, "queued", f"retry requested after: {rec.reason}", crash_restarts=0, gpu_faults=0,
+               finished_at=None, exit_code=None, outcome=None, not_before=None)
+    else:
+        d.move(rec, target, f"{req.verb} requested")
+
+
+def stop_running(d, rec, verb: str) -> None:
+    """A running job stops at a checkpoint; then the supervisor moves it to cancelled or paused."""
+    w = d.worker
+    if w is not None and w.job_id == rec.id:
+        d.save(rec, stop_for=verb)
+        ask_stop(w, time.time())
+    else:  # waiting to restart (back-off): no worker to stop
+        d.move(rec, "cancelled" if verb == "cancel" else "paused", f"{verb} requested", not_before=None)

@@ -1,0 +1,71 @@
+"""scan_spool: judge dropped files once they are stable, then claim (queued) or reject them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import FarensedError, JobFileError
+from ..jobfile import load_job
+from ..validate import check_job, output_dir
+from .records import JobRecord, id_base, unique_id
+from .spool import age_seconds, dropped_files, move, reject
+
+
+def scan_spool(d) -> None:
+    """Look at every dropped *.toml; judge the ones whose size and mtime have settled."""
+    now = time.monotonic()
+    for path in dropped_files(d.dirs.root):
+        if d.stability.check(path, now):
+            try:
+                judge(d, path)
+            except FileNotFoundError:
+                d.stability.forget(path.name)  # taken away while we looked
+            except FarensedError as e:
+                d.log.error("spool_file_not_claimed", file=str(path), error=str(e))
+
+
+def _parses(path: Path) -> bool:
+    try:
+        load_job(path)
+        return True
+    except JobFileError:
+        return False
+
+
+def taken_ids(d) -> set[str]:
+    """Ids in use: every record, and every folder already under the checkpoints root."""
+    used = set(d.records)
+    root = d.home.checkpoints
+    if root.is_dir():
+        used |= {p.name for p in root.iterdir()}
+    return used
+
+
+def judge(d, path: Path) -> None:
+    """A stable file: wait while it does not parse (still being written?), else queue or reject it."""
+    if not _parses(path) and age_seconds(path) < d.cfg.settle_seconds:
+        return
+    job_id = unique_id(id_base(path.name), taken_ids(d))
+    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id)
+    problems = [str(p) for p in rep.problems]
+    out = str(output_dir(rep.spec, job_id, d.home)) if rep.spec else None
+    owner = next((r.id for r in d.records.values() if out and r.output_dir == out), None)
+    if owner and not problems:
+        problems.append(f"{path}: output: {out} is already the output folder of job {owner}")
+    now = time.time()
+    spec = rep.spec
+    rec = JobRecord(id=job_id, file_name=path.name, name=spec.name if spec else "",
+                    state="rejected" if problems else "queued", since=now, seq=_next_seq(d),
+                    priority=spec.priority if spec else 0, submitted_at=now, output_dir=None if problems else out,
+                    max_restarts=spec.max_restarts if spec else 0, reason=problems[0] if problems else None)
+    if problems:
+        reject(path, d.dirs.job_file("rejected", job_id), problems)
+    else:
+        move(path, d.dirs.job_file("queued", job_id))
+    d.stability.forget(path.name)
+    d.admit(rec)
+
+
+def _next_seq(d) -> int:
+    return max((r.seq for r in d.records.values()), default=0) + 1

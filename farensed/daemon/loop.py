@@ -1,0 +1,134 @@
+"""The daemon: recover, then loop over named phases until told to stop.
+
+    reap_worker(); apply_requests(); scan_spool(); start_next(); publish_status()
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from .. import __version__
+from ..atomic import atomic_write_json
+from ..paths import Home
+from ..status import DaemonInfo, build
+from . import records, watch
+from .control import apply_requests
+from .intake import scan_spool
+from .lock import InstanceLock
+from .recovery import recover
+from .spool import SpoolDirs, Stability
+from .supervise import reap_worker, start_next, stop_worker
+from .transition import admit, transition
+
+
+@dataclass
+class Config:
+    once: bool = False
+    settle_seconds: float = 3.0  # a stable file that does not parse is rejected only after this
+    stall_seconds: float = 600.0  # restart a worker whose progress files did not change for this long
+    stop_grace: float = 15.0  # SIGTERM -> SIGKILL (inside launchd's 20 s ExitTimeOut)
+    status_every: float = 2.0
+    idle_tick: float = 2.0
+    allow_remote_code: bool = False
+
+
+class Daemon:
+    def __init__(self, home: Home, cfg: Config, log):
+        self.home, self.cfg, self.log = home, cfg, log
+        self.dirs = SpoolDirs(home.spool)
+        self.records: dict[str, records.JobRecord] = {}
+        self.stability = Stability()
+        self.worker = None
+        self.stopping = False
+        self.signals = 0
+        self.dirty = True
+        self.wake = threading.Event()
+        self.started_at = time.time()
+        self.last_status = 0.0
+
+    # --- record keeping: every change goes through here --------------------------------
+    def admit(self, rec: records.JobRecord) -> records.JobRecord:
+        self.records[rec.id] = rec = admit(self.dirs, rec, self.log)
+        self.dirty = True
+        return rec
+
+    def move(self, rec, new: str, reason: str | None, **changes) -> records.JobRecord:
+        self.records[rec.id] = rec = transition(self.dirs, rec, new, self.log, reason, **changes)
+        self.dirty = True
+        return rec
+
+    def save(self, rec, **changes) -> records.JobRecord:
+        self.records[rec.id] = rec = rec.model_copy(update=changes)
+        records.save(self.dirs.jobs, rec)
+        self.dirty = True
+        return rec
+
+    # --- the loop --------------------------------------------------------------------
+    def run(self) -> int:
+        lock = InstanceLock(self.home.lock_file)
+        lock.acquire()
+        observer = None
+        try:
+            self.dirs.ensure()
+            self.log.info("daemon_started", pid=os.getpid(), home=str(self.home.root), version=__version__)
+            recover(self)
+            observer = watch.start([self.dirs.root, self.dirs.requests], self.wake)
+            self._install_signals()
+            self._loop()
+        finally:
+            if observer is not None:
+                observer.stop()
+            self.publish_status(final=True)
+            self.log.info("daemon_stopped", pid=os.getpid())
+            lock.release()
+        return 0
+
+    def _loop(self) -> None:
+        while True:
+            reap_worker(self)
+            if not self.stopping:
+                apply_requests(self)
+                scan_spool(self)
+                start_next(self)
+            self.publish_status()
+            if self.stopping and self.worker is None:
+                return
+            if self.cfg.once and self._idle():
+                return
+            self.wake.wait(self._tick())
+            self.wake.clear()
+
+    def _tick(self) -> float:
+        if self.stability.pending:
+            return 0.1
+        return 0.5 if (self.worker is not None or self.stopping) else self.cfg.idle_tick
+
+    def _idle(self) -> bool:
+        busy = ("queued", "running")
+        return (self.worker is None and not self.stability.pending
+                and not any(r.state in busy for r in self.records.values()))
+
+    def publish_status(self, final: bool = False) -> None:
+        now = time.time()
+        if not (self.dirty or final or now - self.last_status >= self.cfg.status_every):
+            return
+        state = "stopped" if final else "stopping" if self.stopping else "running" if self.worker else "idle"
+        info = DaemonInfo(pid=os.getpid(), version=__version__, started_at=self.started_at, heartbeat=now,
+                          state=state)
+        running = self.worker.job_id if self.worker else None
+        atomic_write_json(self.home.status_file, build(self.records, info, running))
+        self.dirty, self.last_status = False, now
+
+    def _install_signals(self) -> None:
+        def handler(signum, frame):
+            self.signals += 1
+            self.stopping = True
+            self.log.info("stop_requested", signal=signal.Signals(signum).name, count=self.signals)
+            stop_worker(self, force=self.signals > 1)
+            self.wake.set()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)

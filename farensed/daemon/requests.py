@@ -1,0 +1,56 @@
+"""Control requests as files under spool/requests: written by farensectl, applied by the daemon.
+
+They stay on disk while the daemon is down and are applied, in order, when it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..atomic import atomic_write_json, fsync_dir
+from ..errors import StateError
+from ..formats import read_model
+
+Verb = Literal["cancel", "pause", "resume", "retry"]
+
+
+class Request(BaseModel):
+    """spool/requests/<ns>-<verb>-<job>.json"""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: Literal[1] = 1
+    verb: Verb
+    job: str
+    at: float
+
+
+def write_request(requests_dir: Path, verb: str, job_id: str) -> Path:
+    """Drop one request file atomically (a temp dotfile renamed into place)."""
+    req = Request(verb=verb, job=job_id, at=time.time())
+    path = requests_dir / f"{time.time_ns()}-{os.getpid()}-{verb}-{job_id}.json"
+    atomic_write_json(path, req)
+    return path
+
+
+def pending(requests_dir: Path) -> list[Path]:
+    try:
+        return sorted(p for p in requests_dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def take(path: Path, log) -> Request | None:
+    """Read one request and delete it (a corrupt one is logged and deleted too)."""
+    try:
+        req = read_model(path, Request)
+    except StateError as e:
+        log.error("request_unreadable", file=str(path), error=str(e))
+        req = None
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return req

@@ -1,0 +1,121 @@
+"""reap_worker and start_next: run one job at a time, classify each end, restart or settle the job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import oom
+from ..atomic import atomic_write_json
+from ..errors import FarensedError, StateError
+from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
+from ..jobfile import load_job
+from ..run_folder import prepare_run
+from . import policy
+from .supervisor import Worker, ask_stop, classify_worker, kill, spawn, watch
+
+SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
+
+
+def reap_worker(d) -> None:
+    """Watch the live worker (stall, stop grace) or, once it has exited, decide what comes next."""
+    w = d.worker
+    if w is None:
+        return
+    now = time.time()
+    rc = w.proc.poll()
+    if rc is None:
+        watch(w, now)
+        if w.stop_sent_at is not None and now - w.stop_sent_at > d.cfg.stop_grace:
+            d.log.warning("worker_killed", job_id=w.job_id, pid=w.pid, why="did not stop in time")
+            kill(w)
+        elif w.stop_sent_at is None and policy.stalled(w.last_change, now, d.cfg.stall_seconds):
+            d.log.warning("worker_stalled", job_id=w.job_id, pid=w.pid, seconds=round(now - w.last_change))
+            w.stalled = True
+            ask_stop(w, now)
+        return
+    d.worker = None
+    settle(d, w, rc)
+
+
+def read_state(run_dir: Path) -> TrainingState | None:
+    try:
+        return read_model(run_dir / TRAINING_STATE, TrainingState)
+    except StateError:
+        return None
+
+
+def settle(d, w: Worker, rc: int) -> None:
+    rec = d.records[w.job_id]
+    outcome = classify_worker(w, rc)
+    ts = read_state(w.run_dir)
+    decision = policy.decide(outcome, rec.stop_for, rec.crash_restarts, rec.max_restarts, rec.gpu_faults,
+                             ts.reason if ts and ts.status == "failed" else None)
+    d.log.info("worker_exited", job_id=rec.id, returncode=rc, outcome=outcome.kind, detail=outcome.detail,
+               action=decision.action)
+    common = {"exit_code": rc, "outcome": outcome.kind, "worker_pid": None, "worker_started": None}
+    if d.stopping and decision.action == "restart":
+        d.save(rec, **common, reason="daemon stopped; resumes at next start")
+    elif decision.action == "restart":
+        restart(d, rec, decision, outcome, common)
+    else:
+        d.move(rec, SETTLE[decision.action], decision.reason, stop_for=None, **common)
+
+
+def fresh_state(run_dir: Path) -> TrainingState:
+    t = load_job(run_dir / JOB_FILE).training
+    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
+                         effective_batch=t.effective_batch)
+
+
+def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:
+    """Schedule the same run again (after a back-off); lower the micro-batch first when memory ran out."""
+    run_dir, now = Path(rec.output_dir), time.time()
+    state = read_state(run_dir) or fresh_state(run_dir)
+    if decision.downshift:
+        floor = load_job(run_dir / JOB_FILE).memory.min_micro_batch
+        source = "gpu_fault" if outcome.kind == "gpu_fault" else "process_death"
+        lower = policy.downshift_state(state, outcome.detail, source, now, floor)
+        if lower is None:
+            reason = oom.exhausted_reason(state.effective_batch, load_job(run_dir / JOB_FILE).training.max_seq_length)
+            d.move(rec, "failed", reason, stop_for=None, **common)
+            return
+        state = lower
+        d.log.warning("micro_batch_lowered", job_id=rec.id, micro_batch=state.micro_batch,
+                      grad_accumulation=state.grad_accumulation, grad_checkpoint=state.grad_checkpoint)
+    atomic_write_json(run_dir / TRAINING_STATE, state.model_copy(update={"restarts": state.restarts + 1}))
+    d.save(rec, **common, stop_for=None, reason=decision.reason, restarts=rec.restarts + 1,
+           crash_restarts=rec.crash_restarts + decision.counts_as_crash,
+           gpu_faults=rec.gpu_faults + (outcome.kind == "gpu_fault"), not_before=now + decision.delay)
+    d.log.info("worker_restart_scheduled", job_id=rec.id, delay=decision.delay, reason=decision.reason)
+
+
+def start_next(d) -> None:
+    """If no worker runs, start the job that should run next (a restart holds the slot)."""
+    if d.worker is not None or d.stopping:
+        return
+    cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
+             if r.state in ("queued", "running")]
+    job_id = policy.next_job(cands, time.time())
+    if job_id is None:
+        return
+    rec = d.records[job_id]
+    run_dir = Path(rec.output_dir)
+    try:
+        prepare_run(d.dirs.job_file(rec.state, rec.id), run_dir)
+        if rec.state == "queued":
+            rec = d.move(rec, "running", None)
+        w = spawn(rec.id, run_dir, d.home.root)
+    except (OSError, FarensedError) as e:
+        d.log.error("worker_start_failed", job_id=rec.id, error=str(e))
+        d.move(rec, "failed", f"{run_dir}: cannot start the worker: {e}")
+        return
+    d.worker = w
+    d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)
+    d.log.info("worker_started", job_id=rec.id, pid=w.pid, run_dir=str(run_dir))
+
+
+def stop_worker(d, force: bool = False) -> None:
+    """Daemon shutdown: ask the worker to checkpoint (first signal) or kill its group (second)."""
+    if d.worker is not None:
+        kill(d.worker) if force else ask_stop(d.worker, time.time())

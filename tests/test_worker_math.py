@@ -1,0 +1,83 @@
+"""The training step's math: exact target counting and token-weighted accumulation."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+from worker_support import make_run, small_job
+
+from farensed import logs
+from farensed.paths import Home
+from farensed.worker import batching
+from farensed.worker.run import Run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    logs.configure(console=False)
+    r = Run(make_run(tmp_path_factory.mktemp("math"), "r", small_job(8)), Home(tmp_path_factory.getbasetemp()),
+            logs.get(), compile=True)
+    r.load()
+    return r
+
+
+def _flat(grad):
+    return np.concatenate([np.array(g).ravel() for _, g in tree_flatten(grad)])
+
+
+def test_one_step_over_8_examples_has_the_same_gradient_for_every_micro_batch_split(run):
+    # Given one effective batch of 8 examples
+    idx = run.trainer.plan(0)[0][:8]
+    assert len(idx) == 8
+    # When its gradient is computed as 8x1, 4x2, 2x4 and 1x8 micro-batches
+    results = {mb: run.trainer.gradient(idx, mb) for mb in (8, 4, 2, 1)}
+    # Then the summed loss, target count and gradient agree within 1e-5 relative
+    ref_loss, ref_n, ref_grad = results[8]
+    ref = _flat(ref_grad)
+    for mb, (loss, n, grad) in results.items():
+        assert n.item() == ref_n.item() == run.trainer._targets[idx].sum()
+        assert abs(loss.item() - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
+        assert np.linalg.norm(_flat(grad) - ref) <= 1e-5 * np.linalg.norm(ref), mb
+
+
+def test_loss_counts_exactly_the_real_targets_whatever_the_padding(run):
+    # Given the shortest and the longest training example
+    data = run.trainer.train
+    short, long = int(np.argmin(data.lengths)), int(np.argmax(data.lengths))
+    assert data.lengths[short] < data.lengths[long]
+    # When the short one is scored alone and padded beside the long one
+    alone = run.trainer.gradient(np.array([short]), 1)
+    inputs, targets, mask = batching.padded(data, np.array([short, long]), 256)
+    loss_row = run.trainer.fns.evaluate_loss
+    # Then its mask covers exactly its completion tokens (none past its end) ...
+    assert mask[0].sum() == data.n_targets[short] == alone[1].item()
+    assert mask[0, data.lengths[short] - 1:].sum() == 0
+    # ... and the pair's loss is the sum of the two scored alone
+    pair_loss, pair_n = loss_row(mx.array(inputs), mx.array(targets), mx.array(mask))
+    solo_long = run.trainer.gradient(np.array([long]), 1)
+    assert pair_n.item() == alone[1].item() + solo_long[1].item()
+    assert abs(pair_loss.item() - alone[0].item() - solo_long[0].item()) <= 1e-4 * pair_loss.item()
+
+
+def test_mask_prompt_leaves_the_prompt_out_of_the_loss(run):
+    # Given a chat example whose prompt (system + user turns) is masked
+    data = run.trainer.train
+    i = 0
+    # Then its targets start at the assistant reply: fewer targets than tokens
+    assert 1 < data.offsets[i] < data.lengths[i]
+    assert data.n_targets[i] == data.lengths[i] - data.offsets[i]
+
+
+def test_epoch_order_is_deterministic_and_covers_every_example_once(run):
+    # Given the plan for epoch 0 and 1, computed twice
+    lengths = run.trainer._lengths
+    a0, a1 = (batching.epoch_plan(lengths, 8, seed=0, epoch=e) for e in (0, 1))
+    b0 = batching.epoch_plan(lengths, 8, seed=0, epoch=0)
+    # Then each epoch has every example exactly once, in the same order when recomputed
+    assert sorted(np.concatenate(a0).tolist()) == list(range(len(lengths)))
+    assert all((x == y).all() for x, y in zip(a0, b0))
+    # And epochs differ in order, while the last (smaller) batch is kept
+    assert any(len(x) != len(y) or (x != y).any() for x, y in zip(a0, a1))
+    assert min(len(s) for s in a0) == (len(lengths) % 8 or 8)

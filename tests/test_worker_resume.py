@@ -1,0 +1,97 @@
+"""Crash safety: killed at any moment, the worker resumes exactly where it was."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+
+import pytest
+from worker_support import make_run, run_worker, same_bits, small_job, start_worker
+
+from farensed.exitcodes import EXIT_OK, EXIT_STOPPED
+from farensed.formats import TrainingState, read_metrics_jsonl, read_model
+
+STEPS = 16
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of STEPS steps."""
+    run = make_run(tmp_path_factory.mktemp("ref"), "ref", small_job(STEPS))
+    assert run_worker(run) == EXIT_OK
+    return run
+
+
+def _metric_keys(run):
+    return [(r.kind, r.step) for r in read_metrics_jsonl(run / "metrics.jsonl")]
+
+
+def _wait_for(path, timeout=60):
+    end = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    return path.exists()
+
+
+def test_sigkill_at_random_moments_then_restart_gives_bit_identical_adapters(reference, tmp_path):
+    # Given the same job, killed with SIGKILL at several moments, once in the middle of a
+    # checkpoint write, and restarted each time
+    run = make_run(tmp_path, "killed", small_job(STEPS))
+    assert run_worker(run, faults="kill_in_checkpoint@8") == -signal.SIGKILL
+    assert list(run.glob(".tmp-checkpoint_epoch0_step8.*"))  # the half-written one is left behind
+    rng = random.Random(7)
+    for attempt in range(3):
+        p = start_worker(run)
+        assert _wait_for(run / "progress.json")
+        time.sleep(rng.uniform(0.3, 1.5))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    # When it finally runs to the end
+    assert run_worker(run) == EXIT_OK
+    # Then the adapters equal the uninterrupted run's bit for bit, best ones too
+    assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")
+    assert same_bits(run / "adapters" / "adapters.safetensors", reference / "adapters" / "adapters.safetensors")
+    # And the metrics history has each step once, like the reference
+    assert _metric_keys(run) == _metric_keys(reference)
+    ref_losses = [r.train_loss for r in read_metrics_jsonl(reference / "metrics.jsonl")]
+    assert [r.train_loss for r in read_metrics_jsonl(run / "metrics.jsonl")] == ref_losses
+    assert not list(run.glob(".tmp-*"))
+
+
+def test_sigterm_checkpoints_and_exits_stopped_within_10_seconds_then_resumes_exactly(reference, tmp_path):
+    # Given a running worker
+    run = make_run(tmp_path, "stopped", small_job(STEPS))
+    p = start_worker(run)
+    assert _wait_for(run / "metrics.jsonl")
+    while not read_metrics_jsonl(run / "metrics.jsonl"):
+        time.sleep(0.02)
+    # When it gets SIGTERM
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    code = p.wait(timeout=30)
+    took = time.monotonic() - t0
+    # Then it writes a checkpoint and exits with the graceful-stop code within 10 s
+    assert code == EXIT_STOPPED and took < 10, (code, took)
+    state = read_model(run / "training_state.json", TrainingState)
+    assert state.status == "stopped" and state.checkpoint and (run / state.checkpoint / "manifest.json").exists()
+    assert state.step < STEPS
+    # And a restart finishes with the same adapters as the uninterrupted run
+    assert run_worker(run) == EXIT_OK
+    assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_for_the_one_before(reference, tmp_path):
+    # Given a run stopped after its step-8 checkpoint, whose newest checkpoint is then damaged
+    run = make_run(tmp_path, "corrupt", small_job(STEPS))
+    assert run_worker(run, faults="kill@10") == -signal.SIGKILL
+    newest = run / "checkpoint_epoch0_step8"
+    blob = newest / "optimizer.safetensors"
+    blob.write_bytes(blob.read_bytes()[:-8] + b"garbage!")
+    # When the worker starts again
+    assert run_worker(run) == EXIT_OK
+    # Then it resumed from step 4 (the log says so) and still ends bit-identical
+    resumed = [json.loads(l) for l in (run / "worker.log").read_text().splitlines() if '"resumed"' in l]
+    assert resumed[-1]["checkpoint"] == "checkpoint_epoch0_step4"
+    assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")

@@ -1,0 +1,81 @@
+"""Helpers for worker tests: small real jobs on the demo model, real worker subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlx.core as mx
+
+from farensed.blas import worker_env
+from farensed.paths import REPO_ROOT
+
+DEMO_JOB = (REPO_ROOT / "jobs" / "demo.toml").read_text()
+
+
+def small_job(steps: int = 12, **sections: dict) -> str:
+    """The demo job with absolute paths, `steps` steps and small cadences, overridable per section."""
+    base = {
+        "training": {"max_steps": steps, "warmup_steps": 2, "learning_rate": 5e-3},
+        "cadence": {"checkpoint_every": 4, "eval_every": 4, "log_every": 2, "keep_checkpoints": 10},
+        "generate": {"prompts": [], "max_tokens": 8},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    top = {k: v for k, v in base.pop("top", {}).items()}
+    lines = [f'schema_version = 1', f'name = "{top.get("name", "test")}"',
+             f'model = "{top.get("model", REPO_ROOT / "models" / "farense-tiny")}"',
+             f'data = "{top.get("data", REPO_ROOT / "data")}"', f'mask_prompt = {str(top.get("mask_prompt", True)).lower()}']
+    for name, values in base.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(v) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return f'"{v}"' if isinstance(v, str) else repr(v)
+
+
+def make_run(tmp: Path, name: str, job_text: str) -> Path:
+    run = tmp / name
+    run.mkdir(parents=True)
+    (run / "job.toml").write_text(job_text)
+    return run
+
+
+def worker_cmd(run: Path) -> list[str]:
+    return [sys.executable, "-m", "farensed.worker", str(run), "--home", str(run.parent)]
+
+
+def start_worker(run: Path, faults: str = "", **kw) -> subprocess.Popen:
+    env = worker_env()
+    env["FARENSED_FAULTS"] = faults
+    log = open(run / "worker.log", "ab")
+    return subprocess.Popen(worker_cmd(run), env=env, stdout=log, stderr=subprocess.STDOUT, **kw)
+
+
+def run_worker(run: Path, faults: str = "", timeout: float = 300) -> int:
+    p = start_worker(run, faults)
+    return p.wait(timeout=timeout)
+
+
+def tensors(path: Path) -> dict[str, mx.array]:
+    return dict(mx.load(str(path)))
+
+
+def same_bits(a: Path, b: Path) -> bool:
+    ta, tb = tensors(a), tensors(b)
+    return ta.keys() == tb.keys() and all(mx.array_equal(ta[k], tb[k]).item() for k in ta) and all(
+        bytes(memoryview(ta[k])) == bytes(memoryview(tb[k])) for k in ta)
+
+
+def rel_norm_diff(a: Path, b: Path) -> float:
+    """||a - b|| / ||b|| over all adapter tensors together."""
+    ta, tb = tensors(a), tensors(b)
+    diff = sum((mx.sum((ta[k] - tb[k]) ** 2)).item() for k in ta)
+    return (diff / sum(mx.sum(tb[k] ** 2).item() for k in tb)) ** 0.5
