@@ -100,6 +100,11 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
         return
     rep.problems += [Problem(rep.file, f"data line: {p}", lines.get("data"), "data") for p in problems]
     rep.notes.append(f"data: {splits.source}")
+    if home.resolve(spec.data).is_file():
+        n_all = len(splits.train) + len(splits.valid)
+        n_answers = len({e.answer.strip().casefold() for e in splits.train + splits.valid})
+        rep.notes.append(f"{n_all} examples share {n_answers} distinct answers: the split keeps every answer's"
+                         f" examples on one side, so paraphrased questions do not leak into validation")
     if spec.mask_prompt:
         if splits.train and splits.train[0].format == "text":
             rep.problems.append(Problem(rep.file, "mask_prompt needs chat or completions data, not text",
@@ -121,9 +126,11 @@ def _note_leakage(rep: Report, splits: Splits) -> None:
     train_answers = {e.answer.strip().casefold() for e in splits.train}
     leaked = [e for e in splits.valid if e.answer.strip().casefold() in train_answers]
     if leaked:
+        exact = len([e for e in leaked if e.answer in {t.answer for t in splits.train}])
         distinct = len({e.answer.strip().casefold() for e in leaked})
-        rep.notes.append(f"leakage: {len(leaked)} of {len(splits.valid)} validation examples ({distinct} distinct"
-                         f" answers) also have their answer in train; validation loss will look better than it is")
+        rep.notes.append(f"leakage: {len(leaked)} of {len(splits.valid)} validation examples ({exact} identical,"
+                         f" {len(leaked) - exact} differing only in case or spaces; {distinct} distinct answers)"
+                         f" have their answer in train too; validation loss will look better than it is")
     else:
         rep.notes.append("leakage: none (no validation answer appears in train)")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import mlx.core as mx
+import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.tuner.datasets import create_dataset
 
@@ -121,6 +122,9 @@ class Run:
                 self.save_checkpoint()
                 raise StopRequested(f"stopped by signal at step {tr.p.step}")
             tr.train_step()
+            if tr.p.elapsed == base:  # first step of this process: how long a (re)start costs
+                self.log.info("first_step_done", step=tr.p.step,
+                              seconds_since_process_start=round(time.time() - psutil.Process().create_time(), 3))
             tr.p.elapsed = base + time.monotonic() - start
             s = tr.p.step
             if s % cad.log_every == 0 or s == tr.total:
