@@ -91,7 +91,7 @@ def _describe_split(name: str, exs: list[Example], lengths: list[int] | None, ma
     return text
 
 
-def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
+def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tokens: bool = True) -> None:
     problems: list[str] = []
     try:
         splits: Splits = load_splits(home.resolve(spec.data), spec.valid_fraction, spec.training.seed, problems)
@@ -115,7 +115,8 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
                                     "training.batch_size"))
     for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
         if exs or name != "test":
-            rep.notes.append(_describe_split(name, exs, _lengths(spec, home, exs) if exs else None,
+            lengths = _lengths(spec, home, exs) if exs and measure_tokens else None
+            rep.notes.append(_describe_split(name, exs, lengths,
                                              spec.training.max_seq_length))
     if not splits.valid:
         rep.notes.append("no validation examples: training will run without eval")
@@ -136,8 +137,9 @@ def _note_leakage(rep: Report, splits: Splits) -> None:
 
 
 def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remote_code: bool = False,
-              job_id: str | None = None) -> Report:
-    """Validate one job file completely; never raises for a bad job (problems are returned)."""
+              job_id: str | None = None, measure_tokens: bool = True) -> Report:
+    """Validate one job file completely; never raises for a bad job (problems are returned).
+    measure_tokens=False skips the tokenizer (token-length notes only; problems are the same)."""
     path = Path(path)
     rep = Report(str(path))
     try:
@@ -153,5 +155,5 @@ def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remo
     if check_paths:
         _check_paths(rep, spec, home, lines, job_id or path.stem)
         if home.resolve(spec.data).exists():
-            _check_data(rep, spec, home, lines)
+            _check_data(rep, spec, home, lines, measure_tokens)
     return rep

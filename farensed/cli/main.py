@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .validate import validate
+from .service_cmd import install, service_status, uninstall
 from .cancel import cancel
 from .list_cmd import list_jobs
 from .logs_cmd import logs
@@ -23,6 +24,9 @@ def cli():
 
 
 cli.add_command(validate)
+cli.add_command(install)
+cli.add_command(uninstall)
+cli.add_command(service_status)
 cli.add_command(status)
 cli.add_command(list_jobs)
 cli.add_command(submit)
@@ -35,3 +39,7 @@ cli.add_command(logs)
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

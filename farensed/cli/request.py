@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..daemon.control import RULES
-from ..daemon.requests import write_request
+from ..daemon.requests import RULES, write_request
 from ..errors import FarensedError
 from . import client
 

@@ -10,7 +10,6 @@ from ..atomic import atomic_write_bytes
 from ..daemon.records import id_base, unique_id
 from ..daemon.spool import dropped_files
 from ..errors import FarensedError
-from ..validate import check_job
 from . import client
 from .common import clean_errors, get_home, home_option
 
@@ -29,9 +28,11 @@ def predicted_id(home, name: str) -> str:
 @clean_errors
 def submit(file, home):
     """Queue a job file (it is checked first, exactly as `validate` does)."""
+    from ..validate import check_job  # the validator is heavy; other verbs start faster without it
+
     h = get_home(home)
     job_id = predicted_id(h, Path(file).name)
-    rep = check_job(file, h, job_id=job_id)
+    rep = check_job(file, h, job_id=job_id, measure_tokens=False)
     for p in rep.problems:
         click.echo(f"error: {p}", err=True)
     if not rep.ok:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..validate import check_job
 from .common import clean_errors, get_home, home_option
 
 
@@ -17,6 +16,8 @@ from .common import clean_errors, get_home, home_option
 @clean_errors
 def validate(files, no_paths, allow_remote_code, quiet, home):
     """Check job files; exit non-zero if any has a problem."""
+    from ..validate import check_job  # here, not at import: keeps every other verb fast
+
     h = get_home(home)
     bad = 0
     for f in files:

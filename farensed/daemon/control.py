@@ -5,15 +5,8 @@ from __future__ import annotations
 import time
 
 from . import requests
+from .requests import RULES
 from .supervisor import ask_stop
-
-# verb -> {state the job is in: state it goes to}; "stop" means: ask the running worker first
-RULES = {
-    "cancel": {"queued": "cancelled", "paused": "cancelled", "running": "stop"},
-    "pause": {"queued": "paused", "running": "stop"},
-    "resume": {"paused": "queued"},
-    "retry": {"failed": "queued", "cancelled": "queued"},
-}
 
 
 def apply_requests(d) -> None:

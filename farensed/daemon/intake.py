@@ -47,7 +47,8 @@ def judge(d, path: Path) -> None:
     if not _parses(path) and age_seconds(path) < d.cfg.settle_seconds:
         return
     job_id = unique_id(id_base(path.name), taken_ids(d))
-    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id)
+    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
+                    measure_tokens=False)
     problems = [str(p) for p in rep.problems]
     out = str(output_dir(rep.spec, job_id, d.home)) if rep.spec else None
     owner = next((r.id for r in d.records.values() if out and r.output_dir == out), None)

@@ -42,10 +42,13 @@ def signal_name(n: int) -> str:
 
 
 def classify(returncode: int, stderr_tail: str = "", memory_share: float | None = None,
-             stalled: bool = False) -> Outcome:
+             stalled: bool = False, stop_sent: bool = False) -> Outcome:
     """What a worker's end means, from its exit code, the tail of its stderr and memory seen."""
     if stalled:
         return Outcome("stall", "no progress: the worker was restarted by the stall watchdog")
+    if stop_sent and returncode in (-signal.SIGTERM, 128 + signal.SIGTERM):
+        # SIGTERM before the worker installed its handler (still loading): nothing to save yet
+        return Outcome("stopped", "stopped by SIGTERM while loading")
     fixed = {ec.EXIT_OK: "ok", ec.EXIT_STOPPED: "stopped", ec.EXIT_BAD_JOB: "bad_job",
              ec.EXIT_OOM_EXHAUSTED: "oom_exhausted", ec.EXIT_OOM_RESTART: "oom", ec.EXIT_DIVERGED: "diverged",
              ec.EXIT_NO_SPACE: "no_space"}

@@ -17,6 +17,13 @@ from ..errors import StateError
 from ..formats import read_model
 
 Verb = Literal["cancel", "pause", "resume", "retry"]
+# verb -> {state the job is in: state it goes to}; "stop" means: ask the running worker first
+RULES = {
+    "cancel": {"queued": "cancelled", "paused": "cancelled", "running": "stop"},
+    "pause": {"queued": "paused", "running": "stop"},
+    "resume": {"paused": "queued"},
+    "retry": {"failed": "queued", "cancelled": "queued"},
+}
 
 
 class Request(BaseModel):

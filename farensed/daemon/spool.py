@@ -54,13 +54,19 @@ def ignored(name: str) -> bool:
 
 
 def dropped_files(root: Path) -> list[Path]:
-    """The *.toml files sitting directly in the spool folder."""
+    """The *.toml files sitting directly in the spool folder, oldest first."""
     try:
         entries = list(os.scandir(root))
     except FileNotFoundError:
         return []
-    return sorted(Path(e.path) for e in entries
-                  if e.name.endswith(".toml") and not ignored(e.name) and e.is_file(follow_symlinks=False))
+    found = []
+    for e in entries:
+        if e.name.endswith(".toml") and not ignored(e.name) and e.is_file(follow_symlinks=False):
+            try:
+                found.append((e.stat().st_mtime_ns, e.name, Path(e.path)))
+            except FileNotFoundError:
+                continue
+    return [p for _, _, p in sorted(found)]  # arrival order: oldest first
 
 
 @dataclass

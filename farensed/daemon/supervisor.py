@@ -144,4 +144,4 @@ def stop_orphan(proc: psutil.Process, grace: float, log) -> None:
 
 def classify_worker(w: Worker, returncode: int):
     """The policy's reading of this worker's end."""
-    return classify(returncode, stderr_tail(w), w.memory_share, w.stalled)
+    return classify(returncode, stderr_tail(w), w.memory_share, w.stalled, w.stop_sent_at is not None)

@@ -40,8 +40,8 @@ def main(argv=None) -> int:
         run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile)
         log = log.bind(job=run.spec.name)
         run.log = log
+        run.install_signals()  # a stop while loading exits EXIT_STOPPED at once: nothing to save yet
         run.load()
-        run.install_signals()
         run.resume()
         run.train()
         summary = finish(run)

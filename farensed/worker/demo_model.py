@@ -1,4 +1,4 @@
-"""Build the tiny demo model (random llama + BPE tokenizer trained on data/) and its 4-bit twin.
+"""Build the tiny demo model (a llama pre-trained on data/'s texts, own BPE) and its 4-bit twin.
 
     python -m farensed.worker.demo_model [--home DIR] [--if-missing] [--force]
 """
@@ -9,11 +9,14 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
+import random
 import shutil
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from farensed.atomic import fsync_dir, fsync_file
@@ -23,6 +26,7 @@ DEMO_MODEL = "models/farense-tiny"
 DEMO_MODEL_4BIT = "models/farense-tiny-4bit"
 
 SEED = 1910
+LOG2_E = 1 / math.log(2)
 VOCAB_TARGET = 1536  # a ceiling: the sample data saturates BPE near 1050 tokens
 PAD, IM_START, IM_END = "<pad>", "<|im_start|>", "<|im_end|>"
 # ChatML; the generation prompt is a token prefix of the full chat, which mask_prompt needs.
@@ -46,6 +50,17 @@ ARCH = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
+# A short full fine-tune on the sample's plain texts, so LoRA starts from a model that knows
+# the words and facts and only has to learn the chat format.  Tokens per step and steps are
+# kept small: the build should take seconds with OpenBLAS preloaded (see farensed/blas.py).
+PRETRAIN = {
+    "steps": 120,
+    "batch_size": 16,
+    "seq_len": 64,
+    "learning_rate": 3e-3,
+    "warmup_steps": 10,
+    "weight_decay": 0.01,
+}
 
 
 def chat_texts(data_dir: Path) -> list[str]:
@@ -57,6 +72,24 @@ def chat_texts(data_dir: Path) -> list[str]:
                 if line.strip():
                     texts.extend(m["content"] for m in json.loads(line)["messages"])
     return texts
+
+
+def pretrain_texts(data_dir: Path) -> list[str]:
+    """The pre-training corpus: each distinct answer, then each distinct question, of both files.
+
+    Plain texts, no system prompt and no chat template: the chat format is left for LoRA.
+    """
+    answers, questions = [], []
+    for name in ("train.jsonl", "valid.jsonl"):
+        with open(data_dir / name, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    for m in json.loads(line)["messages"]:
+                        if m["role"] == "assistant":
+                            answers.append(m["content"])
+                        elif m["role"] == "user":
+                            questions.append(m["content"])
+    return list(dict.fromkeys(answers)) + list(dict.fromkeys(questions))
 
 
 def train_tokenizer(texts: list[str]):
@@ -109,6 +142,94 @@ def random_model(config: dict):
     return model
 
 
+@dataclass(frozen=True)
+class Pretraining:
+    """What build()'s pre-training did; losses are mean next-token losses over the whole corpus."""
+
+    steps: int
+    tokens: int
+    loss_before: float
+    loss_after: float
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"pre-trained {self.steps} steps on {self.tokens:,} tokens, "
+                f"loss {self.loss_before:.2f} -> {self.loss_after:.2f} in {self.seconds:.1f}s")
+
+
+def _rows(docs: list[list[int]], length: int) -> list[list[int]]:
+    """The documents back to back, cut into rows of `length` tokens (a short tail is dropped)."""
+    stream = [t for doc in docs for t in doc]
+    return [stream[i:i + length] for i in range(0, len(stream) - length + 1, length)]
+
+
+def pretrain_batches(docs: list[list[int]], batch_size: int, seq_len: int) -> Iterator[list[list[int]]]:
+    """Endless batches of packed rows (seq_len inputs + 1 target); each pass reshuffles the
+    documents with a seeded generator, so the order is the same on every build."""
+    rng = random.Random(SEED)
+    while True:
+        order = list(docs)
+        rng.shuffle(order)
+        rows = _rows(order, seq_len + 1)
+        for i in range(0, len(rows) - batch_size + 1, batch_size):
+            yield rows[i:i + batch_size]
+
+
+def _cross_entropy(logits, targets):
+    """nn.losses.cross_entropy, with exp(x) written as 2**(x*log2(e)): on mlx-cpu the power
+    kernel is about 4x faster than exp, which made the softmax over the vocabulary the
+    costliest part of a pre-training step."""
+    import mlx.core as mx
+
+    top = mx.stop_gradient(logits.max(axis=-1, keepdims=True))
+    lse = mx.log(mx.power(2.0, (logits - top) * LOG2_E).sum(axis=-1, keepdims=True)) + top
+    return (lse - mx.take_along_axis(logits, targets[..., None], axis=-1)).squeeze(-1)
+
+
+def _next_token_loss(model, batch):
+    """Mean cross-entropy of each next token; `batch` is (rows, seq_len + 1) token ids."""
+    return _cross_entropy(model(batch[:, :-1]), batch[:, 1:]).mean()
+
+
+def corpus_loss(model, docs: list[list[int]], batch_size: int, seq_len: int) -> float:
+    """The mean next-token loss over the corpus packed in file order."""
+    import mlx.core as mx
+
+    rows = _rows(docs, seq_len + 1)
+    total = 0.0
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i:i + batch_size]
+        total += _next_token_loss(model, mx.array(chunk)).item() * len(chunk)
+    return total / len(rows)
+
+
+def pretrain(model, docs: list[list[int]], steps: int, batch_size: int, seq_len: int,
+             learning_rate: float, warmup_steps: int, weight_decay: float) -> Pretraining:
+    """Train every weight of `model` with AdamW on next-token loss; deterministic given the seed."""
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+
+    start = time.monotonic()
+    before = corpus_loss(model, docs, batch_size, seq_len)
+    schedule = optim.join_schedules(
+        [optim.linear_schedule(learning_rate / warmup_steps, learning_rate, warmup_steps),
+         optim.cosine_decay(learning_rate, steps - warmup_steps, learning_rate / 20)],
+        [warmup_steps],
+    )
+    opt = optim.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+    loss_and_grad = nn.value_and_grad(model, _next_token_loss)
+    model.train()
+    batches = pretrain_batches(docs, batch_size, seq_len)
+    for _ in range(steps):
+        loss, grads = loss_and_grad(model, mx.array(next(batches)))
+        opt.update(model, grads)
+        mx.eval(loss, model.parameters(), opt.state)
+    model.eval()
+    after = corpus_loss(model, docs, batch_size, seq_len)
+    return Pretraining(steps, steps * batch_size * seq_len, before, after, time.monotonic() - start)
+
+
 @contextlib.contextmanager
 def _staging(dest: Path) -> Iterator[Path]:
     """A fresh temp path beside `dest`, renamed onto `dest` only once fully written."""
@@ -135,21 +256,30 @@ def _install(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build(dest: Path, data_dir: Path) -> Path:
-    """Build the float model into `dest` from the chat data in `data_dir`; byte-identical each time."""
+def build(dest: Path, data_dir: Path) -> Pretraining:
+    """Build the float model into `dest` from the chat data in `data_dir`; byte-identical each time.
+
+    A seeded random llama is pre-trained on the data's plain texts, each followed by eos.
+    """
+    import mlx.core as mx
     from mlx_lm.utils import save_config, save_model
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    tok = train_tokenizer(chat_texts(Path(data_dir)))
+    data_dir = Path(data_dir)
+    tok = train_tokenizer(chat_texts(data_dir))
     dest = Path(dest)
     with _staging(dest) as tmp:
         tmp.mkdir()
         eos = write_tokenizer(tok, tmp)
         config = dict(ARCH, vocab_size=tok.get_vocab_size(), eos_token_id=eos)
-        save_model(tmp, random_model(config))
+        model = random_model(config)
+        docs = [enc.ids + [eos] for enc in tok.encode_batch(pretrain_texts(data_dir))]
+        report = pretrain(model, docs, **PRETRAIN)
+        mx.eval(model.parameters())
+        save_model(tmp, model)
         save_config(config, config_path=tmp / "config.json")
         _write_json(tmp / "generation_config.json", {"eos_token_id": eos})
-    return dest
+    return report
 
 
 def build_quantized(src: Path, dest: Path) -> Path:
@@ -202,15 +332,17 @@ def _data_dir(home: Home) -> Path:
     return REPO_ROOT / "data"
 
 
-def ensure(home: Home, force: bool = False) -> list[Path]:
-    """Build whichever model is missing or unloadable (both with `force`); return those built."""
+def ensure(home: Home, force: bool = False) -> tuple[list[Path], Pretraining | None]:
+    """Build whichever model is missing or unloadable (both with `force`); return those built,
+    and the float model's pre-training when it was built."""
     base, quant = home.root / DEMO_MODEL, home.root / DEMO_MODEL_4BIT
-    built = []
+    built, pretraining = [], None
     if force or not loads(base):
-        built.append(build(base, _data_dir(home)))
+        pretraining = build(base, _data_dir(home))
+        built.append(base)
     if force or built or not loads(quant):
         built.append(build_quantized(base, quant))
-    return built
+    return built, pretraining
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -230,12 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{base.parent} already holds a demo model; pass --if-missing or --force", file=sys.stderr)
         return 1
     start = time.monotonic()
-    built = ensure(home, force=args.force)
+    built, pretraining = ensure(home, force=args.force)
     if not built:
         print(f"demo models present: {base}, {quant}")
         return 0
     names = ", ".join(str(p) for p in built)
-    print(f"built {names} ({params_count(base):,} params) in {time.monotonic() - start:.1f}s")
+    done = f"; {pretraining}" if pretraining else ""
+    print(f"built {names} ({params_count(base):,} params{done}) in {time.monotonic() - start:.1f}s")
     return 0
 
 
