@@ -30,6 +30,9 @@ class DaemonInfo(_Model):
     started_at: float | None
     heartbeat: float | None
     state: Literal["idle", "running", "stopping", "stopped", "not_running", "stale"]
+    blas: str | None = None  # which BLAS the worker runs with (Linux CPU)
+    sleep_guard: str | None = None  # the caffeinate keeping the Mac awake for the running worker
+    on_battery: bool | None = None
 
 
 class JobView(_Model):

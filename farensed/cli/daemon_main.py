@@ -24,15 +24,24 @@ def cli():
 @click.option("--stop-grace", type=float, default=15.0, show_default=True,
               help="Seconds a stopping worker gets to checkpoint before its group is killed.")
 @click.option("--allow-remote-code", is_flag=True, help="Accept jobs with trust_remote_code = true.")
+@click.option("--sleep-guard", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Keep the machine from idle sleep while a worker runs (caffeinate -i -w; auto = on macOS).")
+@click.option("--hook", envvar="FARENSED_HOOK", default=None,
+              help="Shell command run when a job ends, with FARENSED_JOB_ID, FARENSED_JOB_STATE,"
+                   " FARENSED_OUTPUT_DIR, FARENSED_SUMMARY and FARENSED_REASON in its environment.")
+@click.option("--pause-on-battery", is_flag=True, help="Pause the running job at a checkpoint on battery power;"
+              " resume it on AC power.")
 @clean_errors
-def run(home, once, stall_seconds, settle_seconds, stop_grace, allow_remote_code):
+def run(home, once, stall_seconds, settle_seconds, stop_grace, allow_remote_code, sleep_guard, hook,
+        pause_on_battery):
     """Run the daemon in the foreground (SIGTERM: checkpoint the job and stop)."""
     from ..daemon.loop import Config, Daemon
 
     h = get_home(home)
     logs.configure(json_file=h.logs / "farensed.jsonl")
     cfg = Config(once=once, stall_seconds=stall_seconds, settle_seconds=settle_seconds, stop_grace=stop_grace,
-                 allow_remote_code=allow_remote_code)
+                 allow_remote_code=allow_remote_code, sleep_guard=sleep_guard, hook=hook,
+                 pause_on_battery=pause_on_battery)
     raise SystemExit(Daemon(h, cfg, logs.get()).run())
 
 

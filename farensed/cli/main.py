@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .validate import validate
+from .doctor import doctor
 from .service_cmd import install, service_status, uninstall
 from .cancel import cancel
 from .list_cmd import list_jobs
@@ -24,6 +25,7 @@ def cli():
 
 
 cli.add_command(validate)
+cli.add_command(doctor)
 cli.add_command(install)
 cli.add_command(uninstall)
 cli.add_command(service_status)

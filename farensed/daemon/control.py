@@ -40,6 +40,6 @@ def stop_running(d, rec, verb: str) -> None:
     w = d.worker
     if w is not None and w.job_id == rec.id:
         d.save(rec, stop_for=verb)
-        ask_stop(w, time.time())
+        ask_stop(w, time.monotonic())
     else:  # waiting to restart (back-off): no worker to stop
         d.move(rec, "cancelled" if verb == "cancel" else "paused", f"{verb} requested", not_before=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -9,14 +10,14 @@ from ..errors import FarensedError, JobFileError
 from ..jobfile import load_job
 from ..validate import check_job, output_dir
 from .records import JobRecord, id_base, unique_id
-from .spool import age_seconds, dropped_files, move, reject
+from .spool import age_seconds, dropped_files, move, ownership_problem, reject
 
 
 def scan_spool(d) -> None:
     """Look at every dropped *.toml; judge the ones whose size and mtime have settled."""
     now = time.monotonic()
     for path in dropped_files(d.dirs.root):
-        if d.stability.check(path, now):
+        if path.is_symlink() or d.stability.check(path, now):
             try:
                 judge(d, path)
             except FileNotFoundError:
@@ -43,19 +44,18 @@ def taken_ids(d) -> set[str]:
 
 
 def judge(d, path: Path) -> None:
-    """A stable file: wait while it does not parse (still being written?), else queue or reject it."""
-    if not _parses(path) and age_seconds(path) < d.cfg.settle_seconds:
+    """A stable file: wait while it does not parse (still being written?), else queue or reject it.
+    Symlinks and files of other users are rejected unread."""
+    refused = ownership_problem(path, os.lstat(path), os.getuid())
+    if refused is None and not _parses(path) and age_seconds(path) < d.cfg.settle_seconds:
         return
     job_id = unique_id(id_base(path.name), taken_ids(d))
-    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
-                    measure_tokens=False)
-    problems = [str(p) for p in rep.problems]
-    out = str(output_dir(rep.spec, job_id, d.home)) if rep.spec else None
+    spec, problems = (None, [refused]) if refused else _check(d, path, job_id)
+    out = str(output_dir(spec, job_id, d.home)) if spec else None
     owner = next((r.id for r in d.records.values() if out and r.output_dir == out), None)
     if owner and not problems:
         problems.append(f"{path}: output: {out} is already the output folder of job {owner}")
     now = time.time()
-    spec = rep.spec
     rec = JobRecord(id=job_id, file_name=path.name, name=spec.name if spec else "",
                     state="rejected" if problems else "queued", since=now, seq=_next_seq(d),
                     priority=spec.priority if spec else 0, submitted_at=now, output_dir=None if problems else out,
@@ -66,6 +66,12 @@ def judge(d, path: Path) -> None:
         move(path, d.dirs.job_file("queued", job_id))
     d.stability.forget(path.name)
     d.admit(rec)
+
+
+def _check(d, path: Path, job_id: str):
+    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
+                    measure_tokens=False)
+    return rep.spec, [str(p) for p in rep.problems]
 
 
 def _next_seq(d) -> int:

@@ -11,14 +11,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import __version__
+from pathlib import Path
+
+from .. import __version__, blas
+from ..formats import SUMMARY
 from ..atomic import atomic_write_json
 from ..paths import Home
 from ..status import DaemonInfo, build
-from . import records, watch
+from . import records, unattended, watch
 from .control import apply_requests
 from .intake import scan_spool
 from .lock import InstanceLock
+from .power import check_power
+from .spool import check_spool_permissions
 from .recovery import recover
 from .spool import SpoolDirs, Stability
 from .supervise import reap_worker, start_next, stop_worker
@@ -34,6 +39,9 @@ class Config:
     status_every: float = 2.0
     idle_tick: float = 2.0
     allow_remote_code: bool = False
+    sleep_guard: str = "auto"  # caffeinate while a worker runs: auto (macOS) | on | off
+    hook: str | None = None  # shell command run when a job ends (FARENSED_JOB_* in its environment)
+    pause_on_battery: bool = False
 
 
 class Daemon:
@@ -49,6 +57,7 @@ class Daemon:
         self.wake = threading.Event()
         self.started_at = time.time()
         self.last_status = 0.0
+        self.on_battery = False
 
     # --- record keeping: every change goes through here --------------------------------
     def admit(self, rec: records.JobRecord) -> records.JobRecord:
@@ -59,6 +68,9 @@ class Daemon:
     def move(self, rec, new: str, reason: str | None, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = transition(self.dirs, rec, new, self.log, reason, **changes)
         self.dirty = True
+        if new in ("done", "failed", "cancelled"):
+            summary = Path(rec.output_dir or "") / SUMMARY
+            unattended.job_finished(rec, str(summary) if summary.is_file() else None, self.cfg.hook, self.log)
         return rec
 
     def save(self, rec, **changes) -> records.JobRecord:
@@ -74,6 +86,7 @@ class Daemon:
         observer = None
         try:
             self.dirs.ensure()
+            check_spool_permissions(self.dirs.root)
             self.log.info("daemon_started", pid=os.getpid(), home=str(self.home.root), version=__version__)
             recover(self)
             observer = watch.start([self.dirs.root, self.dirs.requests], self.wake)
@@ -92,6 +105,7 @@ class Daemon:
             reap_worker(self)
             if not self.stopping:
                 apply_requests(self)
+                check_power(self)
                 scan_spool(self)
                 start_next(self)
             self.publish_status()
@@ -117,8 +131,10 @@ class Daemon:
         if not (self.dirty or final or now - self.last_status >= self.cfg.status_every):
             return
         state = "stopped" if final else "stopping" if self.stopping else "running" if self.worker else "idle"
+        guard = self.worker.sleep_guard if self.worker else None
         info = DaemonInfo(pid=os.getpid(), version=__version__, started_at=self.started_at, heartbeat=now,
-                          state=state)
+                          state=state, blas=blas.inspect().in_use, on_battery=self.on_battery or None,
+                          sleep_guard=f"caffeinate -i -w {self.worker.pid}" if guard else None)
         running = self.worker.job_id if self.worker else None
         atomic_write_json(self.home.status_file, build(self.records, info, running))
         self.dirty, self.last_status = False, now

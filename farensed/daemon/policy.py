@@ -85,6 +85,8 @@ def decide(outcome: Outcome, stop_for: str | None, crash_restarts: int, max_rest
         return Decision("done")
     if k == "stopped" and stop_for in ("cancel", "pause"):
         return Decision("cancel" if stop_for == "cancel" else "pause", f"{stop_for} requested")
+    if k == "stopped" and stop_for == "battery":
+        return Decision("pause", "on battery power: paused at a checkpoint, resumes on AC power")
     if k == "stopped":
         return Decision("restart", "stopped by a signal the daemon did not send")
     if k in ("bad_job", "diverged", "oom_exhausted"):

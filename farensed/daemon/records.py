@@ -15,7 +15,7 @@ from ..formats import read_model
 JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
 STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
 FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
-StopFor = Literal["cancel", "pause", "restart"]
+StopFor = Literal["cancel", "pause", "restart", "battery"]
 
 
 class _Model(BaseModel):
@@ -57,6 +57,7 @@ class JobRecord(_Model):
     not_before: float | None = None  # back-off: do not (re)start before this time
     worker_pid: int | None = None
     worker_started: float | None = None  # psutil create_time, to recognise the same process
+    paused_by: Literal["user", "battery", "disk"] | None = None  # who holds a paused job
     history: list[Transition] = Field(default_factory=list)
 
 

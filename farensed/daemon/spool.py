@@ -10,6 +10,7 @@ spool/requests/*.json   control requests from farensectl (cancel, pause, resume,
 from __future__ import annotations
 
 import fnmatch
+import stat
 import os
 import time
 from dataclasses import dataclass, field
@@ -61,9 +62,10 @@ def dropped_files(root: Path) -> list[Path]:
         return []
     found = []
     for e in entries:
-        if e.name.endswith(".toml") and not ignored(e.name) and e.is_file(follow_symlinks=False):
+        # symlinks are listed too, so that they are rejected with a reason, not silently left
+        if e.name.endswith(".toml") and not ignored(e.name) and (e.is_file(follow_symlinks=False) or e.is_symlink()):
             try:
-                found.append((e.stat().st_mtime_ns, e.name, Path(e.path)))
+                found.append((e.stat(follow_symlinks=False).st_mtime_ns, e.name, Path(e.path)))
             except FileNotFoundError:
                 continue
     return [p for _, _, p in sorted(found)]  # arrival order: oldest first
@@ -132,4 +134,23 @@ def find_job_file(dirs: SpoolDirs, job_id: str) -> Path | None:
         p = dirs.job_file(s, job_id)
         if p.exists():
             return p
+    return None
+
+
+def check_spool_permissions(root: Path) -> None:
+    """Refuse a spool other users could drop jobs into (a job runs code paths and models we load)."""
+    st = root.stat()
+    if st.st_uid != os.getuid():
+        raise FarensedError(f"{root}: spool belongs to uid {st.st_uid}, not to the daemon's user {os.getuid()}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise FarensedError(f"{root}: spool is writable by other users ({stat.filemode(st.st_mode)});"
+                            f" run: chmod go-w {root}")
+
+
+def ownership_problem(path: Path, st: os.stat_result, uid: int) -> str | None:
+    """Why a dropped job file is refused unread: a symlink, or owned by someone else."""
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path}: is a symbolic link; drop the job file itself"
+    if st.st_uid != uid:
+        return f"{path}: owned by uid {st.st_uid}, not by the daemon's user {uid}"
     return None

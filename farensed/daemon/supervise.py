@@ -11,7 +11,7 @@ from ..errors import FarensedError, StateError
 from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
 from ..jobfile import load_job
 from ..run_folder import prepare_run
-from . import policy
+from . import policy, unattended
 from .supervisor import Worker, ask_stop, classify_worker, kill, spawn, watch
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
@@ -22,7 +22,7 @@ def reap_worker(d) -> None:
     w = d.worker
     if w is None:
         return
-    now = time.time()
+    now = time.monotonic()  # stall and grace timers: sleep of the machine is not a stall
     rc = w.proc.poll()
     if rc is None:
         watch(w, now)
@@ -35,6 +35,7 @@ def reap_worker(d) -> None:
             ask_stop(w, now)
         return
     d.worker = None
+    unattended.stop_sleep_guard(w.sleep_guard)
     settle(d, w, rc)
 
 
@@ -50,7 +51,7 @@ def settle(d, w: Worker, rc: int) -> None:
     outcome = classify_worker(w, rc)
     ts = read_state(w.run_dir)
     decision = policy.decide(outcome, rec.stop_for, rec.crash_restarts, rec.max_restarts, rec.gpu_faults,
-                             ts.reason if ts and ts.status == "failed" else None)
+                             ts.reason if ts and ts.status in ("failed", "stopped") else None)
     d.log.info("worker_exited", job_id=rec.id, returncode=rc, outcome=outcome.kind, detail=outcome.detail,
                action=decision.action)
     common = {"exit_code": rc, "outcome": outcome.kind, "worker_pid": None, "worker_started": None}
@@ -59,7 +60,9 @@ def settle(d, w: Worker, rc: int) -> None:
     elif decision.action == "restart":
         restart(d, rec, decision, outcome, common)
     else:
-        d.move(rec, SETTLE[decision.action], decision.reason, stop_for=None, **common)
+        held = {"battery": "battery"}.get(rec.stop_for, "disk" if outcome.kind == "no_space" else "user")
+        d.move(rec, SETTLE[decision.action], decision.reason, stop_for=None,
+               paused_by=held if decision.action == "pause" else None, **common)
 
 
 def fresh_state(run_dir: Path) -> TrainingState:
@@ -92,7 +95,7 @@ def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: 
 
 def start_next(d) -> None:
     """If no worker runs, start the job that should run next (a restart holds the slot)."""
-    if d.worker is not None or d.stopping:
+    if d.worker is not None or d.stopping or d.on_battery:
         return
     cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
              if r.state in ("queued", "running")]
@@ -106,6 +109,7 @@ def start_next(d) -> None:
         if rec.state == "queued":
             rec = d.move(rec, "running", None)
         w = spawn(rec.id, run_dir, d.home.root)
+        w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
     except (OSError, FarensedError) as e:
         d.log.error("worker_start_failed", job_id=rec.id, error=str(e))
         d.move(rec, "failed", f"{run_dir}: cannot start the worker: {e}")
@@ -118,4 +122,4 @@ def start_next(d) -> None:
 def stop_worker(d, force: bool = False) -> None:
     """Daemon shutdown: ask the worker to checkpoint (first signal) or kill its group (second)."""
     if d.worker is not None:
-        kill(d.worker) if force else ask_stop(d.worker, time.time())
+        kill(d.worker) if force else ask_stop(d.worker, time.monotonic())

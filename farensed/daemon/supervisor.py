@@ -30,11 +30,12 @@ class Worker:
     create_time: float
     log_offset: int  # worker.log size at start: the tail read after exit is this run's only
     started: float = field(default_factory=time.time)
-    last_change: float = field(default_factory=time.time)
+    last_change: float = field(default_factory=time.monotonic)  # monotonic: the stall watchdog's clock
     last_sig: tuple = ()
     memory_share: float | None = None
-    stop_sent_at: float | None = None
+    stop_sent_at: float | None = None  # monotonic
     stalled: bool = False
+    sleep_guard: subprocess.Popen | None = None  # caffeinate -w while this worker runs (macOS)
 
     @property
     def pid(self) -> int:

@@ -43,17 +43,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]]) -> None:
+def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]], seen_free) -> None:
     need = sum(a.nbytes for group in tensors.values() for a in group.values()) + DISK_MARGIN
-    free = shutil.disk_usage(out).free
+    free = seen_free(shutil.disk_usage(out).free)
     if free < need:
-        raise NoSpace(f"{out}: {free // 2**20} MiB free, a checkpoint needs about {need // 2**20} MiB")
+        raise NoSpace(f"{out}: {free // 2**20} MiB free, a checkpoint needs about {need // 2**20} MiB;"
+                      f" free some space, then farensectl resume")
 
 
 def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[str, mx.array]],
-         metrics: list[MetricsRow], midway=lambda step: None) -> Path:
-    """Write checkpoint_epoch{E}_step{S}/ atomically and return its path."""
-    _check_space(out, tensors)
+         metrics: list[MetricsRow], midway=lambda step: None, seen_free=lambda free: free) -> Path:
+    """Write checkpoint_epoch{E}_step{S}/ atomically and return its path (NoSpace when the
+    disk has less free than the checkpoint plus a margin: nothing is written then)."""
+    _check_space(out, tensors, seen_free)
     final = out / name_for(epoch, state.step)
     tmp = out / f".tmp-{final.name}.{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,7 @@ worker starts computing optimizer step STEP (1-based):
   gpu_fault@N    print the ImpactingInteractivity message and abort
   kill@N         SIGKILL itself (like jetsam or the Linux OOM killer)
   kill_in_checkpoint@N   SIGKILL itself halfway through writing the step-N checkpoint
+  disk_full@N    the free-space check before the first checkpoint at or after step N sees 0 bytes
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
 """
 
@@ -55,6 +56,13 @@ class Faults:
         """Called between the files of a checkpoint being written."""
         if ("kill_in_checkpoint", step) in self.planned and self._fire_once("kill_in_checkpoint", step):
             _die("kill")
+
+    def free_bytes(self, step: int, real: int) -> int:
+        """Free disk as the checkpoint's space check sees it."""
+        for kind, at in self.planned:
+            if kind == "disk_full" and step >= at and self._fire_once(kind, at):
+                return 0
+        return real
 
     def nan_at(self, step: int) -> bool:
         return any((k == "nan" and s == step) or (k == "nan_from" and step >= s) for k, s in self.planned)

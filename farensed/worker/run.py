@@ -160,7 +160,8 @@ class Run:
                    "optimizer.safetensors": dict(tree_flatten(self.optimizer.state)),
                    "rng.safetensors": {"key": mx.random.state[0]}}
         path = checkpoint.save(self.dir, self._epoch_of_last_step(), tr.checkpoint_state(), tensors, tr.p.metrics,
-                               midway=tr.faults.in_checkpoint)
+                               midway=tr.faults.in_checkpoint,
+                               seen_free=lambda free: tr.faults.free_bytes(tr.p.step, free))
         self.last_checkpoint = path.name
         self.write_state("running")
         best = {checkpoint.name_for(e, tr.p.best_step) for e in range(tr.p.cursor.epoch + 1)} if tr.p.best_step else set()

@@ -1,0 +1,27 @@
+"""farensectl doctor: one line per check (ok / warn / fail, with the fix); exit 1 on any fail."""
+
+from __future__ import annotations
+
+import click
+
+from .common import clean_errors, get_home, home_option
+
+MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+
+
+@click.command()
+@home_option
+@click.option("--json", "json_out", is_flag=True, help="Machine-readable output.")
+@clean_errors
+def doctor(home, json_out):
+    """Check this machine for unattended fine-tuning."""
+    from .. import doctor as d
+
+    checks = d.run_checks(get_home(home))
+    if json_out:
+        click.echo(d.as_json(checks))
+    else:
+        for c in checks:
+            click.echo(f"{MARK[c.level]}  {c.name:8} {c.detail}" + (f"\n            fix: {c.fix}" if c.fix else ""))
+    if any(c.level == "fail" for c in checks):
+        raise SystemExit(1)

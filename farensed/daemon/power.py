@@ -1,0 +1,26 @@
+"""check_power: with pause_on_battery, a running job pauses at a checkpoint when the machine
+goes on battery, and battery-paused jobs go back to the queue on AC power."""
+
+from __future__ import annotations
+
+import time
+
+from .supervisor import ask_stop
+from .unattended import battery_action, on_battery
+
+
+def check_power(d) -> None:
+    if not d.cfg.pause_on_battery:
+        return
+    battery = on_battery()
+    d.on_battery = bool(battery)
+    w = d.worker
+    held = [r for r in d.records.values() if r.state == "paused" and r.paused_by == "battery"]
+    action = battery_action(True, battery, w is not None and w.stop_sent_at is None, bool(held))
+    if action == "pause":
+        d.log.info("on_battery_pausing", job_id=w.job_id)
+        d.save(d.records[w.job_id], stop_for="battery")
+        ask_stop(w, time.monotonic())
+    elif action == "resume":
+        for rec in held:
+            d.move(rec, "queued", "back on AC power", paused_by=None)

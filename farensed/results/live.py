@@ -1,0 +1,151 @@
+"""The `watch` view: one frame from the run folder, the job record and the daemon's status.
+
+Gathering is separate from drawing, so a frame can be built and tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..daemon.records import FINISHED
+from ..paths import Home
+from .locate import RunRef, _record
+from .rundata import RunData, load_run
+from .summary_table import fmt_num, fmt_secs
+
+ENDED_STATUS = frozenset({"done", "failed"})
+
+
+@dataclass
+class Frame:
+    ref: RunRef
+    data: RunData
+    job_state: str | None  # the record's state; None for a bare run folder
+    daemon_note: str | None  # set when the daemon is down or stale
+    total_memory_gb: float | None
+    at: float
+
+    @property
+    def ended(self) -> bool:
+        st = self.data.state
+        return (self.job_state in FINISHED) or (self.job_state is None and st is not None and st.status in ENDED_STATUS)
+
+
+def daemon_down_note(home: Home) -> str | None:
+    """None while the daemon is alive and fresh; else the client's one-line note."""
+    from ..cli import client  # the same liveness rule as `status`
+
+    st = client.current_status(home)
+    return None if st.daemon.state in ("idle", "running", "stopping") else client.daemon_note(st)
+
+
+def total_memory_gb() -> float | None:
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / 1024**3
+    except ImportError:
+        return None
+
+
+def gather(home: Home, ref: RunRef) -> Frame:
+    rec = _record(home, ref.job_id) if ref.record is not None else None
+    return Frame(ref=ref, data=load_run(ref.run_dir), job_state=rec.state if rec else None,
+                 daemon_note=daemon_down_note(home), total_memory_gb=total_memory_gb(), at=time.time())
+
+
+def _phase(f: Frame) -> str:
+    p, st = f.data.progress, f.data.state
+    parts = [f.job_state or "", st.status if st else "", p.phase if p else ""]
+    text = " / ".join(x for x in parts if x) or "no progress yet"
+    if st and st.reason:
+        text += f" ({st.reason})"
+    return text
+
+
+def _gb(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1024:.1f} MB" if x < 0.1 else f"{x:.2f} GB"
+
+
+def _memory(f: Frame) -> str:
+    p = f.data.progress
+    total = f"{f.total_memory_gb:.1f} GB" if f.total_memory_gb else "?"
+    if p is None or p.active_memory_gb is None:
+        return f"- / {total}"
+    text = f"{_gb(p.active_memory_gb)} active, {_gb(p.peak_memory_gb)} peak / {total}"
+    return text + (f" (budget {p.budget_gb:g} GB)" if p.budget_gb else "")
+
+
+def _batch(f: Frame) -> str:
+    p, st = f.data.progress, f.data.state
+    src = st or p
+    if src is None:
+        return "-"
+    text = f"{src.micro_batch} x {src.grad_accumulation}" + (" + grad checkpointing" if src.grad_checkpoint else "")
+    downs = st.downshifts if st else []
+    if downs:
+        d = downs[-1]
+        text += f", {len(downs)} downshift(s), last at step {d.step} ({d.from_micro_batch}->{d.to_micro_batch})"
+    return text
+
+
+def lines(f: Frame) -> list[tuple[str, str]]:
+    """The frame's fields as (label, text), in the guide's monitor order."""
+    p, st = f.data.progress, f.data.state
+    restarts = f.ref.record.restarts if f.ref.record else (st.restarts if st else 0)
+    age = f"{f.at - p.updated_at:.0f}s ago" if p else "-"
+    return [
+        ("Phase", _phase(f)),
+        ("Current loss", fmt_num(p.train_loss if p else None)),
+        ("Val loss", fmt_num(p.val_loss if p else None)),
+        ("Best val loss", fmt_num((p.best_val_loss if p else None) or (st.best_val_loss if st else None))),
+        ("Memory", _memory(f)),
+        ("Tokens/sec", fmt_num(p.tokens_per_sec if p else None, "{:.0f}")),
+        ("Steps/sec", fmt_num(p.steps_per_sec if p else None, "{:.2f}")),
+        ("Micro-batch x acc", _batch(f)),
+        ("Last checkpoint", (p.last_checkpoint if p else None) or (st.checkpoint if st else None) or "-"),
+        ("Restarts", str(restarts)),
+        ("Updated", age),
+    ]
+
+
+def progress_numbers(f: Frame) -> tuple[int, int, float | None]:
+    """(step, total steps, eta seconds): ETA from the worker, else from steps/s."""
+    p, st = f.data.progress, f.data.state
+    step = p.step if p else (st.step if st else 0)
+    total = (p.total_steps if p else 0) or (st.total_steps if st else 0)
+    eta = p.eta_seconds if p else None
+    if eta is None and p and p.steps_per_sec and total:
+        eta = max(total - step, 0) / p.steps_per_sec
+    return step, total, eta
+
+
+def render(f: Frame):
+    """A rich renderable for one frame (panel with the fields, a progress bar and any warning)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", justify="right")
+    grid.add_column()
+    for label, value in lines(f):
+        grid.add_row(label, value)
+    step, total, eta = progress_numbers(f)
+    pct = 100 * step / total if total else 0
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=total or 1, completed=min(step, total or 1), width=40),
+                Text(f"step {step}/{total or '?'} {pct:5.1f}%  ETA {fmt_secs(eta) if eta is not None else '-'}"))
+    parts = [grid, bar]
+    if f.daemon_note:
+        parts.append(Text(f"daemon down: {f.daemon_note}", style="bold red"))
+    if f.ended:
+        parts.append(Text(f"job ended: {f.job_state or f.data.state.status}", style="bold green"))
+    title = f"{f.data.name} ({f.ref.job_id})  {time.strftime('%H:%M:%S', time.localtime(f.at))}"
+    return Panel(Group(*parts), title=title, subtitle=str(f.ref.run_dir), expand=False)

@@ -1,0 +1,57 @@
+"""JOB arguments: a job id (its record's output folder, else checkpoints/<id>) or a run folder path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..daemon import records
+from ..daemon.spool import SpoolDirs
+from ..errors import FarensedError, StateError
+from ..formats import JOB_FILE
+from ..paths import Home
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run folder and, when the job came through the spool, its id and record."""
+
+    run_dir: Path
+    job_id: str
+    record: records.JobRecord | None = None
+
+
+def _record(home: Home, job_id: str) -> records.JobRecord | None:
+    jobs = SpoolDirs(home.spool).jobs
+    if not records.record_path(jobs, job_id).exists():
+        return None
+    try:
+        return records.load(jobs, job_id)
+    except StateError:
+        return None
+
+
+def locate(home: Home, job: str) -> RunRef:
+    """The run folder for `job`: a spool job id first, then a folder path holding job.toml."""
+    rec = _record(home, job) if "/" not in job else None
+    if rec is not None and rec.output_dir:
+        return RunRef(Path(rec.output_dir), rec.id, rec)
+    if rec is None:
+        path = Path(job).expanduser()
+        if (path / JOB_FILE).is_file():
+            return RunRef(path.resolve(), path.name, None)
+    default = home.checkpoints / job
+    if (default / JOB_FILE).is_file():
+        return RunRef(default, job, rec)
+    raise FarensedError(f"no job {job!r}: not in {home.spool / 'jobs'}, not a run folder"
+                        f" (no {JOB_FILE} in {Path(job)} or {default})")
+
+
+def default_job(home: Home) -> RunRef:
+    """For `watch` without JOB: the running job, else the one that started last."""
+    recs = [r for r in records.load_all(SpoolDirs(home.spool).jobs).values() if r.output_dir]
+    running = [r for r in recs if r.state == "running"]
+    pick = running or sorted((r for r in recs if r.started_at), key=lambda r: r.started_at)[-1:]
+    if not pick:
+        raise FarensedError(f"no running or started job in {home.spool / 'jobs'}: name a JOB")
+    return RunRef(Path(pick[0].output_dir), pick[0].id, pick[0])

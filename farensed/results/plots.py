@@ -1,0 +1,112 @@
+"""The report's PNGs (matplotlib, Agg): loss curves, learning rate, memory and throughput.
+
+Downshift, restart and checkpoint steps are drawn as vertical lines on every plot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .rundata import RunData
+
+PLOTS_DIR = "plots"
+FILES = ("loss_curves.png", "learning_rate.png", "memory_usage.png")
+_EVENTS = (("checkpoint", "#9e9e9e", ":"), ("downshift", "#d62728", "--"), ("restart", "#ff7f0e", "-."))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display over SSH or under the daemon
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def event_steps(data: RunData) -> dict[str, list[int]]:
+    return {"checkpoint": data.checkpoint_steps(), "downshift": data.downshift_steps(),
+            "restart": data.restart_steps}
+
+
+def mark_events(ax, data: RunData) -> None:
+    """Vertical lines at event steps, each kind labelled once for the legend."""
+    steps = event_steps(data)
+    for kind, color, style in _EVENTS:
+        for i, step in enumerate(steps[kind]):
+            ax.axvline(step, color=color, linestyle=style, linewidth=1.0, alpha=0.8,
+                       label=f"{kind}" if i == 0 else None)
+
+
+def _series(rows, attr: str) -> tuple[list[int], list[float]]:
+    pts = [(r.step, getattr(r, attr)) for r in rows if getattr(r, attr) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _finish(fig, ax, data: RunData, title: str, ylabel: str, path: Path) -> Path:
+    mark_events(ax, data)
+    ax.set_title(f"{data.name}: {title}")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def loss_plot(data: RunData, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(*_series(data.trains(), "train_loss"), marker=".", label="train loss")
+    ax.plot(*_series(data.evals(), "val_loss"), marker="o", label="validation loss")
+    st = data.state
+    if st and st.best_val_loss is not None and st.best_step is not None:
+        ax.plot([st.best_step], [st.best_val_loss], "*", color="gold", markersize=14, markeredgecolor="k",
+                label=f"best val {st.best_val_loss:.3f} (step {st.best_step})")
+    try:
+        return _finish(fig, ax, data, "loss", "loss", path)
+    finally:
+        plt.close(fig)
+
+
+def lr_plot(data: RunData, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(*_series(data.trains(), "learning_rate"), marker=".", color="#2ca02c", label="learning rate")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    try:
+        return _finish(fig, ax, data, "learning rate", "learning rate", path)
+    finally:
+        plt.close(fig)
+
+
+def memory_plot(data: RunData, path: Path) -> Path:
+    """Two panels sharing the step axis: memory (active, peak) above, tokens/s below."""
+    plt = _pyplot()
+    fig, (mem, tps) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    rows = data.trains()
+    mem.plot(*_series(rows, "active_memory_gb"), marker=".", label="active memory")
+    mem.plot(*_series(rows, "peak_memory_gb"), marker=".", label="peak memory")
+    budget = data.spec.memory.budget_gb if data.spec else 0
+    if budget:
+        mem.axhline(budget, color="k", linestyle="--", linewidth=0.8, label=f"budget {budget} GB")
+    mem.set_ylim(bottom=0)
+    mem.set_ylabel("GB")
+    mem.set_title(f"{data.name}: memory and throughput")
+    mem.grid(True, alpha=0.3)
+    mark_events(mem, data)
+    mem.legend(loc="best", fontsize=8)
+    tps.plot(*_series(rows, "tokens_per_sec"), marker=".", color="#9467bd", label="tokens/s")
+    try:
+        return _finish(fig, tps, data, "throughput", "tokens/s", path)
+    finally:
+        plt.close(fig)
+
+
+def render_all(data: RunData) -> list[Path]:
+    """Write the three PNGs into <run>/plots/ and return their paths."""
+    out = data.run_dir / PLOTS_DIR
+    out.mkdir(exist_ok=True)
+    makers = (loss_plot, lr_plot, memory_plot)
+    return [make(data, out / name) for make, name in zip(makers, FILES)]

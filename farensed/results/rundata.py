@@ -1,0 +1,106 @@
+"""Everything a run folder says about itself, read tolerantly: a running job has only some files."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import FarensedError, StateError
+from ..formats import (JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY, TRAINING_STATE, LiveProgress,
+                       MetricsRow, TrainingState, TrainingSummary, read_metrics_jsonl, read_model)
+from ..jobfile import load_job
+from ..jobspec import JobSpec
+
+CHECKPOINT_DIR = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")
+WORKER_LOG = "worker.log"
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    spec: JobSpec | None
+    state: TrainingState | None
+    progress: LiveProgress | None
+    summary: TrainingSummary | None
+    metrics: list[MetricsRow] = field(default_factory=list)
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)  # (step, folder name) still on disk
+    saved_steps: list[int] = field(default_factory=list)  # every checkpoint the log saw, pruned ones too
+    restart_steps: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec else self.run_dir.name
+
+    def trains(self) -> list[MetricsRow]:
+        return [r for r in self.metrics if r.kind == "train"]
+
+    def evals(self) -> list[MetricsRow]:
+        return [r for r in self.metrics if r.kind == "eval" and r.val_loss is not None]
+
+    def checkpoint_steps(self) -> list[int]:
+        return sorted(set(self.saved_steps) | {s for s, _ in self.checkpoints})
+
+    def downshift_steps(self) -> list[int]:
+        return [d.step for d in (self.state.downshifts if self.state else [])]
+
+
+def maybe(path: Path, model):
+    try:
+        return read_model(path, model)
+    except StateError:
+        return None
+
+
+def read_metrics(run_dir: Path) -> list[MetricsRow]:
+    """metrics.jsonl while running (append-only), else training_metrics.json (the final export)."""
+    rows = read_metrics_jsonl(run_dir / METRICS_JSONL)
+    if rows or not (run_dir / METRICS_JSON).is_file():
+        return rows
+    try:
+        return [MetricsRow.model_validate(r) for r in json.loads((run_dir / METRICS_JSON).read_text("utf-8"))]
+    except ValueError as e:
+        raise FarensedError(f"{run_dir / METRICS_JSON}: not valid metrics: {e}") from None
+
+
+def checkpoint_folders(run_dir: Path) -> list[tuple[int, str]]:
+    found = [(int(m.group(2)), p.name) for p in run_dir.iterdir() if p.is_dir() and (m := CHECKPOINT_DIR.match(p.name))]
+    return sorted(found)
+
+
+def log_event_steps(run_dir: Path, events: tuple[str, ...]) -> dict[str, list[int]]:
+    """Steps of the named events in worker.log (JSON lines; other lines and torn ones skipped)."""
+    found: dict[str, list[int]] = {e: [] for e in events}
+    log = run_dir / WORKER_LOG
+    if not log.is_file():
+        return found
+    for line in log.read_text("utf-8", errors="replace").splitlines():
+        if not any(f'"{e}"' in line for e in events):
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("event") in found and isinstance(ev.get("step"), int):
+            found[ev["event"]].append(ev["step"])
+    return found
+
+
+def _spec(run_dir: Path) -> JobSpec | None:
+    try:
+        return load_job(run_dir / JOB_FILE)
+    except FarensedError:
+        return None
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run folder; raises only when it is not a run folder at all."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FarensedError(f"{run_dir}: run folder not found")
+    logged = log_event_steps(run_dir, ("resumed", "checkpoint_saved"))
+    return RunData(run_dir=run_dir, spec=_spec(run_dir), state=maybe(run_dir / TRAINING_STATE, TrainingState),
+                   progress=maybe(run_dir / PROGRESS, LiveProgress), summary=maybe(run_dir / SUMMARY, TrainingSummary),
+                   metrics=read_metrics(run_dir), checkpoints=checkpoint_folders(run_dir),
+                   saved_steps=sorted(set(logged["checkpoint_saved"])), restart_steps=logged["resumed"])

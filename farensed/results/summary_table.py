@@ -1,0 +1,66 @@
+"""The figures of one run as (label, value) pairs: for the report page, compare and watch."""
+
+from __future__ import annotations
+
+from .rundata import RunData
+
+
+def fmt_num(x, fmt: str = "{:.4f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def fmt_secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    m, sec = divmod(int(round(s)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+
+
+def _last(rows, attr):
+    vals = [getattr(r, attr) for r in rows if getattr(r, attr) is not None]
+    return vals[-1] if vals else None
+
+
+def _peak(data: RunData) -> float | None:
+    vals = [r.peak_memory_gb for r in data.trains() if r.peak_memory_gb is not None]
+    return max(vals) if vals else None
+
+
+def figures(data: RunData) -> dict[str, float | int | str | None]:
+    """Raw figures: the summary when the run finished, else what metrics and state say so far."""
+    s, st, trains, evals = data.summary, data.state, data.trains(), data.evals()
+    last = data.metrics[-1] if data.metrics else None
+    return {
+        "status": st.status if st else ("done" if s else "-"),
+        "steps": s.steps if s else (st.step if st else (last.step if last else None)),
+        "final train loss": s.final_train_loss if s else _last(trains, "train_loss"),
+        "final val loss": s.final_val_loss if s else _last(evals, "val_loss"),
+        "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),
+        "best step": s.best_step if s else (st.best_step if st else None),
+        "time": s.seconds if s else (last.elapsed if last else None),
+        "tokens": s.tokens if s else (last.tokens_seen if last else None),
+        "tokens/s": s.tokens_per_sec if s else _last(trains, "tokens_per_sec"),
+        "peak memory GB": _peak(data),
+        "micro-batch x accumulation": f"{st.micro_batch}x{st.grad_accumulation}" if st else None,
+        "downshifts": len(st.downshifts) if st else 0,
+        "restarts": s.restarts if s else (st.restarts if st else 0),
+        "checkpoints": len(data.checkpoints),
+    }
+
+
+def _show(key: str, v) -> str:
+    if v is None:
+        return "-"
+    if key == "time":
+        return fmt_secs(v)
+    if key in ("tokens/s",):
+        return f"{v:.0f}"
+    if isinstance(v, float):
+        return fmt_num(v, "{:.3f}" if "GB" in key else "{:.4f}")
+    return str(v)
+
+
+def rows(data: RunData) -> list[tuple[str, str]]:
+    """The figures formatted for display."""
+    return [(k, _show(k, v)) for k, v in figures(data).items()]
