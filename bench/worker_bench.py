@@ -74,19 +74,20 @@ def events(log: Path, name: str) -> list[dict]:
     return out
 
 
-def run_farensed(tmp: Path, steps: int) -> dict:
-    run = tmp / "farensed"
+def run_farensed(tmp: Path, steps: int, env: dict | None = None, name: str = "farensed") -> dict:
+    run = tmp / name
     run.mkdir()
     (run / "job.toml").write_text(job_toml(steps))
     log = run / "worker.log"
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "farensed.worker", str(run), "--home", str(tmp)], env=worker_env(),
+    subprocess.run([sys.executable, "-m", "farensed.worker", str(run), "--home", str(tmp)], env=env or worker_env(),
                    stdout=open(log, "w"), stderr=subprocess.STDOUT, check=True)
     wall = time.monotonic() - t0
     summary = json.loads((run / "training_summary.json").read_text())
     ckpt = sum(e["seconds"] for e in events(log, "checkpoint_saved"))
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    steady = [r["tokens_per_sec"] for r in rows if r["kind"] == "train"][1:]
+    rates = [r["tokens_per_sec"] for r in rows if r["kind"] == "train"]
+    steady = rates[1:] or rates
     return {"tokens_per_sec": summary["tokens"] / summary["seconds"], "steady_tokens_per_sec": sum(steady) / len(steady),
             "train_seconds": summary["seconds"], "wall": wall, "checkpoint_seconds": ckpt,
             "checkpoints": len(events(log, "checkpoint_saved")), "run": run}

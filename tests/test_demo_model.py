@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 from pathlib import Path
@@ -24,15 +25,21 @@ def _answers(name: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    """Two independent builds (float and 4-bit) of the demo model from the sample data."""
-    roots = []
+def built(tmp_path_factory):
+    """Two independent builds (float and 4-bit) of the demo model from the sample data,
+    with the float builds' pre-training reports."""
+    roots, reports = [], []
     for name in ("first", "second"):
         root = tmp_path_factory.mktemp(name)
-        demo_model.build(root / "tiny", DATA)
+        reports.append(demo_model.build(root / "tiny", DATA))
         demo_model.build_quantized(root / "tiny", root / "tiny-4bit")
         roots.append(root)
-    return roots
+    return roots, reports
+
+
+@pytest.fixture(scope="module")
+def builds(built):
+    return built[0]
 
 
 def test_building_twice_gives_byte_identical_files(builds):
@@ -45,6 +52,97 @@ def test_building_twice_gives_byte_identical_files(builds):
     assert "tiny/model.safetensors" in a and "tiny-4bit/model.safetensors" in a
     assert all(a[name] == b[name] for name in a), [n for n in a if a[n] != b[n]]
     assert sorted(p.name for p in first.iterdir()) == ["tiny", "tiny-4bit"]
+
+
+def test_pretraining_lowers_the_loss_the_same_way_each_build(built):
+    # Given the pre-training reports of both builds
+    _, (first, second) = built
+    # When they are compared with each other and with the settings
+    settings = demo_model.PRETRAIN
+    # Then both ran the configured steps with equal losses, from about ln(vocab) to well below
+    assert dataclasses.replace(second, seconds=first.seconds) == first
+    assert first.steps == settings["steps"]
+    assert first.tokens == settings["steps"] * settings["batch_size"] * settings["seq_len"]
+    assert first.loss_before > 6.5 and first.loss_after < 1.5
+    assert f"loss {first.loss_before:.2f} -> {first.loss_after:.2f}" in str(first)
+
+
+def test_pretrained_model_completes_answers_from_the_data(builds):
+    from mlx_lm import generate, load
+
+    # Given the float model and every distinct answer of the sample
+    model, tokenizer = load(str(builds[0] / "tiny"))
+    answers, _ = demo_model.pretrain_texts(DATA)
+    # When it continues each answer's first three words (plain text, no chat template)
+    completed = 0
+    for answer in answers:
+        start = " ".join(answer.split()[:3])
+        completed += f"{start} {generate(model, tokenizer, prompt=start, max_tokens=40)}" in answers
+    # Then it writes out a good share of them word for word (a random model writes none)
+    assert completed >= len(answers) // 4, completed
+
+
+def test_pretraining_corpus_is_plain_answers_and_questions():
+    # Given the sample files
+    chats = []
+    for name in ("train.jsonl", "valid.jsonl"):
+        with open(DATA / name, encoding="utf-8") as f:
+            chats += [json.loads(line)["messages"] for line in f if line.strip()]
+    # When the pre-training texts are taken from them
+    answers, questions = demo_model.pretrain_texts(DATA)
+    # Then they are the distinct answers of both files and the distinct questions, with no
+    # system prompt and no chat markup
+    assert set(answers) == _answers("train.jsonl") | _answers("valid.jsonl")
+    assert len(answers) == len(set(answers)) and len(questions) == len(set(questions))
+    assert set(questions) == {m[1]["content"] for m in chats}
+    assert not {m[0]["content"] for m in chats} & set(answers + questions)
+    assert not any("<|im_" in t for t in answers + questions)
+
+
+def test_pretraining_batches_are_packed_rows_in_a_fixed_order():
+    # Given a few token documents
+    docs = [[i] * (i + 1) for i in range(1, 12)]
+    # When two batch streams are drawn
+    a, b = demo_model.pretrain_batches(docs, 2, 7), demo_model.pretrain_batches(docs, 2, 7)
+    first = [next(a) for _ in range(8)]
+    # Then both give the same batches of 2 rows of 8 tokens, cut from the shuffled documents
+    assert first == [next(b) for _ in range(8)]
+    assert all(len(batch) == 2 and all(len(row) == 8 for row in batch) for batch in first)
+    assert first[0] != first[4] or first[1] != first[5]  # passes are reshuffled
+
+
+def test_scaling_lora_inputs_keeps_the_function_bit_for_bit():
+    import mlx.core as mx
+
+    # Given a seeded model of the demo architecture and its logits on a few tokens
+    config = dict(demo_model.ARCH, vocab_size=300, eos_token_id=2)
+    model = demo_model.random_model(config)
+    tokens = mx.array([[5, 17, 250, 3, 99, 42]])
+    before = model(tokens)
+    norm, down = model.model.layers[0].input_layernorm.weight, model.model.layers[1].mlp.down_proj.weight
+    # When the LoRA targets' inputs are scaled down by 4
+    demo_model.scale_lora_inputs(model, 4)
+    # Then the weights moved and the logits are exactly the same
+    assert mx.array_equal(model.model.layers[0].input_layernorm.weight, norm / 4).item()
+    assert mx.array_equal(model.model.layers[1].mlp.down_proj.weight, down * 4).item()
+    assert mx.array_equal(model(tokens), before).item()
+
+
+def test_fast_cross_entropy_matches_mlx():
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    # Given random logits and targets
+    mx.random.seed(0)
+    logits, targets = mx.random.normal((3, 5, 50)) * 4, mx.random.randint(0, 50, (3, 5))
+    # When the loss and its gradient come from the power-based version and from mlx
+    ours = demo_model._cross_entropy(logits, targets)
+    ref = nn.losses.cross_entropy(logits, targets)
+    g_ours = mx.grad(lambda x: demo_model._cross_entropy(x, targets).mean())(logits)
+    g_ref = mx.grad(lambda x: nn.losses.cross_entropy(x, targets).mean())(logits)
+    # Then they agree to float precision
+    assert mx.allclose(ours, ref, atol=1e-5).item()
+    assert mx.allclose(g_ours, g_ref, atol=1e-6).item()
 
 
 def test_built_model_loads_and_generates(builds):

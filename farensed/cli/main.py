@@ -16,6 +16,11 @@ from .resume import resume
 from .retry import retry
 from .status_cmd import status
 from .submit import submit
+from .watch import watch
+from .report import report
+from .ask import ask
+from .compare import compare
+from .export import export
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,6 +42,11 @@ cli.add_command(pause)
 cli.add_command(resume)
 cli.add_command(retry)
 cli.add_command(logs)
+cli.add_command(watch)
+cli.add_command(report)
+cli.add_command(ask)
+cli.add_command(compare)
+cli.add_command(export)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..results.answers import answers_text
 from ..status import JobView, job_view
 from . import client
 from .common import clean_errors, get_home, home_option
@@ -21,7 +22,12 @@ def status(job_id, as_json, home):
     st = client.current_status(h)
     if job_id:
         view = _find(st, job_id) or job_view(client.job(h, job_id))
-        click.echo(view.model_dump_json(indent=2) if as_json else job_detail(view))
+        if as_json:
+            click.echo(view.model_dump_json(indent=2))
+            return
+        click.echo(job_detail(view))
+        if view.output_dir and (answers := answers_text(view.output_dir)):
+            click.echo(answers)
         return
     if as_json:
         click.echo(st.model_dump_json(indent=2))

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..daemon.lock import holder_pid
 from ..daemon.records import FINISHED
 from ..paths import Home
-from .locate import RunRef, _record
+from ..status import is_fresh
+from ..status import read as read_status
+from .locate import RunRef, find_record
 from .rundata import RunData, load_run
 from .summary_table import fmt_num, fmt_secs
 
@@ -33,12 +36,15 @@ class Frame:
         return (self.job_state in FINISHED) or (self.job_state is None and st is not None and st.status in ENDED_STATUS)
 
 
-def daemon_down_note(home: Home) -> str | None:
-    """None while the daemon is alive and fresh; else the client's one-line note."""
-    from ..cli import client  # the same liveness rule as `status`
-
-    st = client.current_status(home)
-    return None if st.daemon.state in ("idle", "running", "stopping") else client.daemon_note(st)
+def daemon_down_note(home: Home, now: float | None = None) -> str | None:
+    """None while the daemon holds its lock with a fresh heartbeat (the rule `status` uses); else why not."""
+    st = read_status(home.status_file)
+    if holder_pid(home.lock_file) is None:
+        return "farensed is not running (showing the run folder as the worker left it)"
+    if st is None or not is_fresh(st, now):
+        beat = f"{(now or time.time()) - st.daemon.heartbeat:.0f}s old" if st and st.daemon.heartbeat else "missing"
+        return f"farensed holds the lock but its heartbeat is {beat} (stuck?)"
+    return None
 
 
 def total_memory_gb() -> float | None:
@@ -51,7 +57,7 @@ def total_memory_gb() -> float | None:
 
 
 def gather(home: Home, ref: RunRef) -> Frame:
-    rec = _record(home, ref.job_id) if ref.record is not None else None
+    rec = find_record(home, ref.job_id) if ref.record is not None else None
     return Frame(ref=ref, data=load_run(ref.run_dir), job_state=rec.state if rec else None,
                  daemon_note=daemon_down_note(home), total_memory_gb=total_memory_gb(), at=time.time())
 

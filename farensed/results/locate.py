@@ -21,7 +21,8 @@ class RunRef:
     record: records.JobRecord | None = None
 
 
-def _record(home: Home, job_id: str) -> records.JobRecord | None:
+def find_record(home: Home, job_id: str) -> records.JobRecord | None:
+    """The spool record of `job_id`, or None when there is none (or it is unreadable)."""
     jobs = SpoolDirs(home.spool).jobs
     if not records.record_path(jobs, job_id).exists():
         return None
@@ -33,7 +34,7 @@ def _record(home: Home, job_id: str) -> records.JobRecord | None:
 
 def locate(home: Home, job: str) -> RunRef:
     """The run folder for `job`: a spool job id first, then a folder path holding job.toml."""
-    rec = _record(home, job) if "/" not in job else None
+    rec = find_record(home, job) if "/" not in job else None
     if rec is not None and rec.output_dir:
         return RunRef(Path(rec.output_dir), rec.id, rec)
     if rec is None:
@@ -43,8 +44,11 @@ def locate(home: Home, job: str) -> RunRef:
     default = home.checkpoints / job
     if (default / JOB_FILE).is_file():
         return RunRef(default, job, rec)
-    raise FarensedError(f"no job {job!r}: not in {home.spool / 'jobs'}, not a run folder"
-                        f" (no {JOB_FILE} in {Path(job)} or {default})")
+    if rec is not None:
+        raise FarensedError(f"job {job} is {rec.state}: it has no run folder yet ({rec.reason or 'not started'})")
+    if "/" in job:
+        raise FarensedError(f"{Path(job).expanduser()}: not a run folder (no {JOB_FILE})")
+    raise FarensedError(f"no job {job!r}: not in {home.spool / 'jobs'} and no {JOB_FILE} in {default}")
 
 
 def default_job(home: Home) -> RunRef:

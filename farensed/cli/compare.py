@@ -1,0 +1,47 @@
+"""farensectl compare JOB_A JOB_B [...]: runs side by side (compare_models.py): losses, time, settings, answers."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import FarensedError
+from ..results import compare as cmp
+from ..results.adapters import adapter_folder, choose
+from ..results.infer_client import answers, infer_cmd
+from ..results.locate import locate
+from ..results.rundata import RunData, load_run
+from .common import clean_errors, get_home, home_option
+
+
+@click.command()
+@click.argument("jobs", nargs=-1, required=True)
+@click.option("--prompt", "prompts", multiple=True, help="Ask every model this (repeatable); default the jobs' prompts.")
+@click.option("--no-answers", is_flag=True, help="Only figures and settings (no model is loaded).")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--temp", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@home_option
+@clean_errors
+def compare(jobs, prompts, no_answers, max_tokens, temp, home):
+    """Compare two or more jobs side by side."""
+    from rich.console import Console
+
+    if len(jobs) < 2:
+        raise FarensedError("compare needs at least two jobs")
+    h = get_home(home)
+    runs = [load_run(locate(h, j).run_dir) for j in jobs]
+    asked = list(prompts) or ([] if no_answers else cmp.common_prompts(runs))
+    sections = [("figures", cmp.figure_rows(runs)), ("settings that differ", cmp.settings_that_differ(runs))]
+    if asked and not no_answers:
+        per_run = [_answers(r, h, asked, bool(prompts), max_tokens, temp) for r in runs]
+        sections.append(("answers", [(p, [a[i] or "(empty)" for a in per_run]) for i, p in enumerate(asked)]))
+    Console().print(cmp.render_table(cmp.column_names(runs, list(jobs)), sections))
+
+
+def _answers(run: RunData, home, prompts: list[str], fresh: bool, max_tokens: int, temp: float) -> list[str]:
+    """The summary's answers when they cover the prompts (and none were given), else the best adapters'."""
+    stored = None if fresh else cmp.stored_answers(run, prompts)
+    if stored is not None:
+        return stored
+    target = choose(run, home)
+    with adapter_folder(target, run.run_dir) as folder:
+        return answers(infer_cmd(target, folder, prompts, max_tokens, temp, as_json=True), target)

@@ -1,0 +1,99 @@
+"""Which model and adapters to ask: best (default), final, a checkpoint, or the base model alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import FarensedError
+from ..paths import Home
+from .rundata import RunData
+
+ADAPTER_FILE = "adapters.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    model: str  # local folder or hub id, as mlx_lm.load takes it
+    adapters: Path | None  # an adapter folder; None = the base model
+    label: str  # "best", "final", "checkpoint_epoch0_step8", "base"
+    trust_remote_code: bool = False
+
+
+def base_model(data: RunData, home: Home) -> str:
+    """The model the run trained: training_config.json's path, else job.toml's against the home."""
+    cfg = data.run_dir / "training_config.json"
+    if cfg.is_file():
+        try:
+            model = json.loads(cfg.read_text("utf-8")).get("model")
+        except ValueError:
+            model = None
+        if model and Path(model).exists():
+            return model
+    if data.spec is None:
+        raise FarensedError(f"{data.run_dir / 'job.toml'}: missing or invalid, cannot tell the base model")
+    local = home.resolve(data.spec.model)
+    return str(local) if local.exists() else data.spec.model
+
+
+def _need(folder: Path, what: str) -> Path:
+    if not (folder / ADAPTER_FILE).is_file():
+        raise FarensedError(f"{folder}: no {ADAPTER_FILE}: the {what} adapters are not written yet")
+    return folder
+
+
+def _checkpoint_dir(data: RunData, name: str) -> Path:
+    """A checkpoint by folder name or by step number."""
+    for step, folder in data.checkpoints:
+        if name in (folder, str(step)):
+            return data.run_dir / folder
+    have = ", ".join(f for _, f in data.checkpoints) or "none"
+    raise FarensedError(f"{data.run_dir}: no checkpoint {name!r} (have: {have})")
+
+
+def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | None = None,
+           base: bool = False) -> Target:
+    """The model and adapter folder for one choice; checkpoints still need `adapter_folder`."""
+    if sum([final, checkpoint is not None, base]) > 1:
+        raise FarensedError("choose one of --final, --checkpoint, --base")
+    trust = bool(data.spec and data.spec.trust_remote_code)
+    model = base_model(data, home)
+    if base:
+        return Target(model, None, "base", trust)
+    if final:
+        return Target(model, _need(data.run_dir, "final"), "final", trust)
+    if checkpoint is not None:
+        folder = _checkpoint_dir(data, checkpoint)
+        return Target(model, _need(folder, "checkpoint"), folder.name, trust)
+    best = data.run_dir / "adapters"
+    if (best / ADAPTER_FILE).is_file():
+        return Target(model, best, "best", trust)
+    return Target(model, _need(data.run_dir, "best or final"), "final", trust)
+
+
+def _config_for(run_dir: Path) -> Path:
+    for folder in (run_dir, run_dir / "adapters"):
+        if (folder / ADAPTER_CONFIG).is_file():
+            return folder / ADAPTER_CONFIG
+    raise FarensedError(f"{run_dir}: no {ADAPTER_CONFIG} yet (written at the first evaluation): "
+                        f"cannot load a checkpoint's adapters without it")
+
+
+@contextmanager
+def adapter_folder(target: Target, run_dir: Path):
+    """The adapter folder mlx-lm loads: checkpoints hold only tensors, so pair them with the run's config."""
+    if target.adapters is None or (target.adapters / ADAPTER_CONFIG).is_file():
+        yield target.adapters
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="farensed-adapters-"))
+    try:
+        shutil.copyfile(_config_for(run_dir), tmp / ADAPTER_CONFIG)
+        shutil.copyfile(target.adapters / ADAPTER_FILE, tmp / ADAPTER_FILE)  # a copy: training may prune it
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

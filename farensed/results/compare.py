@@ -1,0 +1,77 @@
+"""Several runs side by side: figures, the job settings that differ, and answers to the same prompts."""
+
+from __future__ import annotations
+
+from .rundata import RunData
+from .summary_table import rows
+
+COMPARED = ("status", "steps", "final train loss", "final val loss", "best val loss", "best step", "time",
+            "tokens/s", "peak memory GB", "micro-batch x accumulation", "downshifts", "restarts")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """{"training": {"seed": 0}} -> {"training.seed": 0}."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= flatten(v, key + ".")
+        else:
+            out[key] = v
+    return out
+
+
+def settings_that_differ(runs: list[RunData]) -> list[tuple[str, list[str]]]:
+    """(dotted key, one value per run) for every job.toml setting not the same in all runs."""
+    flat = [flatten(r.spec.model_dump()) if r.spec else {} for r in runs]
+    keys = sorted(set().union(*flat))
+    out = []
+    for k in keys:
+        vals = [f.get(k, "-") for f in flat]
+        if any(v != vals[0] for v in vals[1:]):
+            out.append((k, [str(v) for v in vals]))
+    return out
+
+
+def figure_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
+    shown = [dict(rows(r)) for r in runs]
+    return [(k, [s.get(k, "-") for s in shown]) for k in COMPARED]
+
+
+def common_prompts(runs: list[RunData]) -> list[str]:
+    """The jobs' generate prompts, in first-seen order, without repeats."""
+    seen: dict[str, None] = {}
+    for r in runs:
+        for p in (r.spec.generate.prompts if r.spec else []):
+            seen.setdefault(p, None)
+    return list(seen)
+
+
+def stored_answers(run: RunData, prompts: list[str]) -> list[str] | None:
+    """The answers training_summary.json already holds for exactly these prompts, else None."""
+    if run.summary is None:
+        return None
+    have = {a.prompt: a.answer for a in run.summary.answers}
+    return [have[p] for p in prompts] if all(p in have for p in prompts) else None
+
+
+def column_names(runs: list[RunData], ids: list[str]) -> list[str]:
+    return [i if r.name == i else f"{i} ({r.name})" for r, i in zip(runs, ids)]
+
+
+def render_table(names: list[str], sections: list[tuple[str, list[tuple[str, list[str]]]]]):
+    """A rich table: one column per run, one titled section after another."""
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("", style="bold cyan", max_width=34, overflow="fold")
+    for n in names:
+        table.add_column(n, overflow="fold")
+    for title, section in sections:
+        if not section:
+            continue
+        table.add_section()
+        table.add_row(f"[bold magenta]{title}[/]", *[""] * len(names))
+        for label, values in section:
+            table.add_row(label, *values)
+    return table
