@@ -65,7 +65,7 @@ def gather(home: Home, ref: RunRef) -> Frame:
 def _phase(f: Frame) -> str:
     p, st = f.data.progress, f.data.state
     parts = [f.job_state or "", st.status if st else "", p.phase if p else ""]
-    text = " / ".join(x for x in parts if x) or "no progress yet"
+    text = " / ".join(dict.fromkeys(x for x in parts if x)) or "no progress yet"  # "done", not "done / done"
     if st and st.reason:
         text += f" ({st.reason})"
     return text
