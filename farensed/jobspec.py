@@ -72,6 +72,7 @@ class Memory(_Strict):
 
 class Generate(_Strict):
     prompts: list[str] = Field(default_factory=list)
+    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
     max_tokens: int = Field(100, ge=1)
     temperature: float = Field(0.0, ge=0)
 

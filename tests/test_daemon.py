@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from conftest import PY, REPO, ctl, record, small_job, start_daemon, wait_for

@@ -24,7 +24,7 @@ def small_job(steps: int = 12, **sections: dict) -> str:
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     top = {k: v for k, v in base.pop("top", {}).items()}
-    lines = [f'schema_version = 1', f'name = "{top.get("name", "test")}"',
+    lines = ['schema_version = 1', f'name = "{top.get("name", "test")}"',
              f'model = "{top.get("model", REPO_ROOT / "models" / "farense-tiny")}"',
              f'data = "{top.get("data", REPO_ROOT / "data")}"', f'mask_prompt = {str(top.get("mask_prompt", True)).lower()}']
     for name, values in base.items():

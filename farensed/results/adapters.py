@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ..errors import FarensedError
@@ -23,6 +24,7 @@ class Target:
     adapters: Path | None  # an adapter folder; None = the base model
     label: str  # "best", "final", "checkpoint_epoch0_step8", "base"
     trust_remote_code: bool = False
+    system: str | None = None  # the job's generate.system, put before each prompt
 
 
 def base_model(data: RunData, home: Home) -> str:
@@ -63,17 +65,18 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
         raise FarensedError("choose one of --final, --checkpoint, --base")
     trust = bool(data.spec and data.spec.trust_remote_code)
     model = base_model(data, home)
+    target = partial(Target, trust_remote_code=trust, system=data.spec.generate.system if data.spec else None)
     if base:
-        return Target(model, None, "base", trust)
+        return target(model, None, "base")
     if final:
-        return Target(model, _need(data.run_dir, "final"), "final", trust)
+        return target(model, _need(data.run_dir, "final"), "final")
     if checkpoint is not None:
         folder = _checkpoint_dir(data, checkpoint)
-        return Target(model, _need(folder, "checkpoint"), folder.name, trust)
+        return target(model, _need(folder, "checkpoint"), folder.name)
     best = data.run_dir / "adapters"
     if (best / ADAPTER_FILE).is_file():
-        return Target(model, best, "best", trust)
-    return Target(model, _need(data.run_dir, "best or final"), "final", trust)
+        return target(model, best, "best")
+    return target(model, _need(data.run_dir, "best or final"), "final")
 
 
 def _config_for(run_dir: Path) -> Path:

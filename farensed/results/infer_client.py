@@ -28,6 +28,8 @@ def infer_cmd(target: Target, adapters: Path | None, prompts: list[str], max_tok
         cmd += ["--adapter-path", str(adapters)]
     if target.trust_remote_code:
         cmd.append("--trust-remote-code")
+    if target.system:
+        cmd += ["--system", target.system]
     if as_json:
         cmd.append("--json")
     return cmd + ["--", *prompts]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..daemon.lock import holder_pid
 from ..daemon.records import FINISHED

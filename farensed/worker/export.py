@@ -10,8 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import oom
-from ..exitcodes import EXIT_CRASH, EXIT_OK, EXIT_OOM_EXHAUSTED
+from .entry import run_mlx_command
 
 
 def parse(argv):
@@ -42,16 +41,10 @@ def fuse(args) -> None:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    try:
-        fuse(args)
-    except RuntimeError as e:
-        if oom.is_oom_message(str(e)):
-            print(f"out of memory: {str(e).splitlines()[0]}", file=sys.stderr)
-            return EXIT_OOM_EXHAUSTED
-        print(f"export failed: {e}", file=sys.stderr)
-        return EXIT_CRASH
-    print(f"fused model written to {args.save_path}")
-    return EXIT_OK
+    code = run_mlx_command(fuse, args, "export")
+    if code == 0:
+        print(f"fused model written to {args.save_path}")
+    return code
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ from mlx_lm.sample_utils import make_sampler
 from ..atomic import atomic_write_json
 from ..formats import SUMMARY, Answer, TrainingSummary
 from . import outputs
+from .infer import chat_prompt
 from .model import adapter_weights, load_adapter_file, parameter_counts
 from .run import Run
 
 
-def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float) -> str:
+def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float, system: str | None = None) -> str:
     """Greedy (or sampled) reply to one user prompt through the model's chat template."""
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                         tokenize=False)
+    text = chat_prompt(tokenizer, prompt, system)
     return generate(model, tokenizer, prompt=text, max_tokens=max_tokens,
                     sampler=make_sampler(temp=temperature), verbose=False).strip()
 
@@ -39,7 +39,7 @@ def finish(run: Run) -> TrainingSummary:
         load_adapter_file(run.model, best / outputs.ADAPTER_FILE)
         run.model.eval()
         answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, spec.generate.max_tokens,
-                                                  spec.generate.temperature)) for p in spec.generate.prompts]
+                                                  spec.generate.temperature, spec.generate.system)) for p in spec.generate.prompts]
     summary = build_summary(run, answers)
     atomic_write_json(out / SUMMARY, summary)
     run.write_state("done")

@@ -10,8 +10,7 @@ import argparse
 import json
 import sys
 
-from .. import oom
-from ..exitcodes import EXIT_CRASH, EXIT_OK, EXIT_OOM_EXHAUSTED
+from .entry import run_mlx_command
 
 
 def parse(argv):
@@ -19,6 +18,7 @@ def parse(argv):
     ap.add_argument("prompts", nargs="+", help="user messages, answered one by one")
     ap.add_argument("--model", required=True, help="base model folder or hub id")
     ap.add_argument("--adapter-path", help="adapter folder (adapters.safetensors + adapter_config.json)")
+    ap.add_argument("--system", help="system message before each prompt (the job's generate.system)")
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--temp", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -27,10 +27,11 @@ def parse(argv):
     return ap.parse_args(argv)
 
 
-def chat_prompt(tokenizer, prompt: str) -> str:
-    """The user message through the model's chat template, as the worker's end-of-run answers."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                         tokenize=False)
+def chat_prompt(tokenizer, prompt: str, system: str | None = None) -> str:
+    """The user message (after the system one, if any) through the model's chat template; the
+    worker's end-of-run answers use this too."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def stream_answer(model, tokenizer, prompt: str, args, out) -> str:
@@ -39,7 +40,7 @@ def stream_answer(model, tokenizer, prompt: str, args, out) -> str:
     from mlx_lm.sample_utils import make_sampler
 
     pieces = []
-    for resp in stream_generate(model, tokenizer, chat_prompt(tokenizer, prompt), max_tokens=args.max_tokens,
+    for resp in stream_generate(model, tokenizer, chat_prompt(tokenizer, prompt, args.system), max_tokens=args.max_tokens,
                                 sampler=make_sampler(temp=args.temp)):
         pieces.append(resp.text)
         if out is not None:
@@ -66,16 +67,7 @@ def answer_all(args, out=sys.stdout) -> None:
 
 
 def main(argv=None) -> int:
-    args = parse(argv)
-    try:
-        answer_all(args)
-    except RuntimeError as e:
-        if oom.is_oom_message(str(e)):
-            print(f"out of memory: {str(e).splitlines()[0]}", file=sys.stderr)
-            return EXIT_OOM_EXHAUSTED
-        print(f"inference failed: {e}", file=sys.stderr)
-        return EXIT_CRASH
-    return EXIT_OK
+    return run_mlx_command(answer_all, parse(argv), "inference")
 
 
 if __name__ == "__main__":

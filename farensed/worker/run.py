@@ -117,6 +117,8 @@ class Run:
         self.write_state("running")
         start, base = time.monotonic(), tr.p.elapsed
         last_ckpt = time.monotonic()
+        if tr.p.step == 0:  # the base model's validation loss: where the curves start
+            self.eval_now()
         while tr.p.step < tr.total:
             if tr.stop_requested:
                 self.save_checkpoint()
