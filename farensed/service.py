@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from xml.sax.saxutils import escape as xml_escape
+from html import escape as _html_escape
 
 from .errors import FarensedError
 from .paths import REPO_ROOT, Home
@@ -54,7 +54,7 @@ def render(kind: str, home: Home) -> str:
     name = "com.farensed.daemon.plist" if kind == "launchd" else "farensed.service"
     fields = _fields(home)
     if kind == "launchd":  # paths go inside XML
-        fields = {k: xml_escape(v) for k, v in fields.items()}
+        fields = {k: _html_escape(v, quote=False) for k, v in fields.items()}  # &, <, > as XML wants
     text = Template((REPO_ROOT / "launchd" / name).read_text()).substitute(fields)
     if kind == "launchd":
         plistlib.loads(text.encode())  # refuse to install a plist launchd could not parse

@@ -1,52 +1,57 @@
-"""farensectl: the client. Reads status.json and run folders, writes job files and requests."""
+"""farensectl: the client. Reads status.json and run folders, writes job files and requests.
+
+Verbs are imported only when called (one file per verb), so `farensectl status` does not pay
+for the imports of `report` or `install`.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from .. import __version__
-from .validate import validate
-from .doctor import doctor
-from .service_cmd import install, service_status, uninstall
-from .cancel import cancel
-from .list_cmd import list_jobs
-from .logs_cmd import logs
-from .pause import pause
-from .resume import resume
-from .retry import retry
-from .status_cmd import status
-from .submit import submit
-from .watch import watch
-from .report import report
-from .ask import ask
-from .compare import compare
-from .export import export
+
+# verb -> (module under farensed.cli, click command object name), in the order --help lists them
+VERBS = {
+    "status": ("status_cmd", "status"),
+    "list": ("list_cmd", "list_jobs"),
+    "submit": ("submit", "submit"),
+    "validate": ("validate", "validate"),
+    "watch": ("watch", "watch"),
+    "logs": ("logs_cmd", "logs"),
+    "cancel": ("cancel", "cancel"),
+    "pause": ("pause", "pause"),
+    "resume": ("resume", "resume"),
+    "retry": ("retry", "retry"),
+    "report": ("report", "report"),
+    "ask": ("ask", "ask"),
+    "compare": ("compare", "compare"),
+    "export": ("export", "export"),
+    "doctor": ("doctor", "doctor"),
+    "install": ("service_cmd", "install"),
+    "uninstall": ("service_cmd", "uninstall"),
+    "service": ("service_cmd", "service_status"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group that imports a verb's module when that verb is used (or listed in --help)."""
+
+    def list_commands(self, ctx):
+        return list(VERBS)
+
+    def get_command(self, ctx, name):
+        if name not in VERBS:
+            return None
+        module, attr = VERBS[name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="farensectl")
 def cli():
     """farensectl - submit, watch and inspect farensed fine-tuning jobs."""
-
-
-cli.add_command(validate)
-cli.add_command(doctor)
-cli.add_command(install)
-cli.add_command(uninstall)
-cli.add_command(service_status)
-cli.add_command(status)
-cli.add_command(list_jobs)
-cli.add_command(submit)
-cli.add_command(cancel)
-cli.add_command(pause)
-cli.add_command(resume)
-cli.add_command(retry)
-cli.add_command(logs)
-cli.add_command(watch)
-cli.add_command(report)
-cli.add_command(ask)
-cli.add_command(compare)
-cli.add_command(export)
 
 
 def main() -> None:
