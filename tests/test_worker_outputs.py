@@ -97,3 +97,22 @@ def test_no_validation_set_means_training_without_eval_said_once(tmp_path):
     assert '"eval"' not in (run / "metrics.jsonl").read_text()
     assert (run / "worker.log").read_text().count("\"event\": \"no_validation_set\"") == 1
     assert (run / "adapters" / "adapters.safetensors").is_file()
+
+
+def test_dora_trains_and_mlx_lm_loads_it(tmp_path):
+    run = make_run(tmp_path, "dora", small_job(4, lora={"type": "dora"}))
+    assert run_worker(run) == EXIT_OK
+    assert json.loads((run / "adapter_config.json").read_text())["fine_tune_type"] == "dora"
+    from mlx_lm import load
+    model, _ = load(str(TINY), adapter_path=str(run))
+    assert type(model.layers[-1].self_attn.q_proj).__name__ == "DoRALinear"
+
+
+def test_sequences_over_max_seq_length_are_truncated_and_said_once(tmp_path):
+    # Given a max_seq_length shorter than most examples
+    run = make_run(tmp_path, "short", small_job(4, training={"max_seq_length": 48}))
+    # When it trains, Then it finishes, counts the truncated examples and logs it once
+    assert run_worker(run) == EXIT_OK
+    summary = TrainingSummary.model_validate_json((run / "training_summary.json").read_text())
+    assert summary.truncated_examples > 100
+    assert (run / "worker.log").read_text().count('"event": "sequences_truncated"') == 1

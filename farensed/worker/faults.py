@@ -11,6 +11,7 @@ worker starts computing optimizer step STEP (1-based):
   kill_in_checkpoint@N   SIGKILL itself halfway through writing the step-N checkpoint
   disk_full@N    the free-space check before the first checkpoint at or after step N sees 0 bytes
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
+  hang@N         stop making progress (sleep) until killed, for the stall watchdog
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 ENV = "FARENSED_FAULTS"
@@ -51,6 +53,9 @@ class Faults:
                 raise RuntimeError(MESSAGES[kind])
             if at == step and kind in ("abort_oom", "gpu_fault", "kill", "segv") and self._fire_once(kind, at):
                 _die(kind)
+            if at == step and kind == "hang" and self._fire_once(kind, at):
+                while True:
+                    time.sleep(3600)
 
     def in_checkpoint(self, step: int) -> None:
         """Called between the files of a checkpoint being written."""

@@ -1,0 +1,47 @@
+"""The supervisor against real worker faults: a hung worker is restarted by the stall
+watchdog, a transient Metal fault is retried from the last checkpoint, and the job ends done."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ctl, record, small_job, start_daemon, wait_for
+
+
+def _events(home, name):
+    lines = (home / "logs" / "farensed.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == name]
+
+
+def _run(home, faults: str, *args, job="f", steps=8):
+    d = start_daemon(*args, env={"FARENSED_FAULTS": faults})
+    try:
+        (home / f"{job}.toml").write_text(small_job(job, steps=steps, checkpoint_every=2))
+        ctl("submit", str(home / f"{job}.toml"))
+        wait_for(lambda: (record(home, job) or {}).get("state") == "done", 120, what=f"{job} done")
+    finally:
+        d.terminate()
+        d.wait(30)
+    return record(home, job)
+
+
+def test_a_hung_worker_is_restarted_by_the_stall_watchdog_and_the_job_finishes(home):
+    # Given a worker that stops making progress as step 5 starts, and a 4 s stall limit
+    rec = _run(home, "hang@5", "--stall-seconds", "4")
+    # Then the watchdog stopped it, the job resumed from its checkpoint and finished
+    [stall] = _events(home, "worker_stalled")
+    assert stall["job_id"] == "f" and rec["restarts"] == 1
+    exits = _events(home, "worker_exited")
+    assert exits[0]["outcome"] == "stall" and exits[0]["action"] == "restart"
+    assert json.loads((home / "checkpoints" / "f" / "training_state.json").read_text())["step"] == 8
+
+
+def test_a_transient_metal_fault_is_retried_from_the_last_checkpoint_without_lowering(home):
+    # Given a worker aborted by Metal's ImpactingInteractivity fault at step 5 (as the user's run was)
+    rec = _run(home, "gpu_fault@5")
+    # Then the daemon classified it, restarted it as it was (a first fault), and the job finished
+    exits = _events(home, "worker_exited")
+    assert exits[0]["outcome"] == "gpu_fault" and exits[0]["action"] == "restart"
+    assert "kIOGPUCommandBufferCallbackErrorImpactingInteractivity" in exits[0]["detail"]
+    state = json.loads((home / "checkpoints" / "f" / "training_state.json").read_text())
+    assert rec["restarts"] == 1 and state["micro_batch"] == 4 and state["downshifts"] == []
