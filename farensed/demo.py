@@ -46,8 +46,20 @@ def submit(home: Home, job_file: Path) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def wait_claimed(home: Home, job_id: str, timeout: float = 30.0) -> None:
+    """Until the daemon has claimed the dropped file (its record exists)."""
+    record = client.dirs(home).jobs / f"{job_id}.json"
+    end = time.monotonic() + timeout
+    while not record.exists():
+        if time.monotonic() > end:
+            raise click.ClickException(f"the daemon did not pick up {job_id} within {timeout:.0f} s;"
+                                       f" see {home.logs / 'farensed.jsonl'}")
+        time.sleep(0.1)
+
+
 def follow(home: Home, job_id: str) -> str:
     """Show progress with `farensectl watch` until the job ends; returns its final state."""
+    wait_claimed(home, job_id)
     subprocess.run([sys.executable, "-m", "farensed.cli.main", "watch", job_id, "--home", str(home.root)])
     for _ in range(50):  # watch returns when the job ends; wait for the daemon to record it
         state = job_view(client.job(home, job_id)).state

@@ -116,3 +116,14 @@ def test_sequences_over_max_seq_length_are_truncated_and_said_once(tmp_path):
     summary = TrainingSummary.model_validate_json((run / "training_summary.json").read_text())
     assert summary.truncated_examples > 100
     assert (run / "worker.log").read_text().count('"event": "sequences_truncated"') == 1
+
+
+def test_checkpoints_are_also_written_by_the_clock(tmp_path):
+    # Given a step cadence never reached and a time cadence of ~0.2 s
+    run = make_run(tmp_path, "clock", small_job(60, cadence={"checkpoint_every": 1000,
+                                                            "checkpoint_every_minutes": 0.003}))
+    # When it trains, Then checkpoints appear between the start and the final one
+    assert run_worker(run) == EXIT_OK
+    saved = [json.loads(l)["step"] for l in (run / "worker.log").read_text().splitlines()
+             if '"event": "checkpoint_saved"' in l]
+    assert len(saved) >= 2 and saved[-1] == 60 and all(0 < s < 60 for s in saved[:-1])
