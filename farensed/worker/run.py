@@ -161,7 +161,7 @@ class Run:
         tensors = {"adapters.safetensors": adapter_weights(self.model),
                    "optimizer.safetensors": dict(tree_flatten(self.optimizer.state)),
                    "rng.safetensors": {"key": mx.random.state[0]}}
-        path = checkpoint.save(self.dir, self._epoch_of_last_step(), tr.checkpoint_state(), tensors, tr.p.metrics,
+        path = checkpoint.save(self.dir, tr.epoch, tr.checkpoint_state(), tensors, tr.p.metrics,
                                midway=tr.faults.in_checkpoint,
                                seen_free=lambda free: tr.faults.free_bytes(tr.p.step, free))
         self.last_checkpoint = path.name
@@ -173,17 +173,13 @@ class Run:
                       seconds=round(time.monotonic() - t0, 3), pruned=removed or None)
         self.write_progress()
 
-    def _epoch_of_last_step(self) -> int:
-        c = self.trainer.p.cursor
-        return c.epoch if c.index else max(c.epoch - 1, 0)
-
     # --- state files -------------------------------------------------------------------
     def write_state(self, status: str, reason: str | None = None) -> None:
         tr = getattr(self, "trainer", None)
         upd = {"status": status, "reason": reason, "worker_pid": os.getpid(), "updated_at": time.time(),
                "checkpoint": self.last_checkpoint}
         if tr is not None:
-            upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": self._epoch_of_last_step(),
+            upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": tr.epoch,
                     "micro_batch": tr.setting.micro_batch, "grad_checkpoint": tr.setting.grad_checkpoint,
                     "grad_accumulation": tr.setting.accumulation(tr.effective_batch),
                     "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step}
@@ -195,7 +191,7 @@ class Run:
         last_train = next((r for r in reversed(tr.p.metrics) if r.kind == "train"), None)
         sps = last_train.steps_per_sec if last_train else None
         atomic_write_json(self.dir / PROGRESS, LiveProgress(
-            worker_pid=os.getpid(), step=tr.p.step, total_steps=tr.total, epoch=self._epoch_of_last_step(),
+            worker_pid=os.getpid(), step=tr.p.step, total_steps=tr.total, epoch=tr.epoch,
             train_loss=last_train.train_loss if last_train else None, val_loss=tr.p.val_loss,
             best_val_loss=tr.p.best_val_loss, learning_rate=last_train.learning_rate if last_train else None,
             tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,

@@ -195,9 +195,14 @@ class Trainer:
         self.model.train()
         return total.item() / max(count.item(), 1.0)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch of the last step taken (the cursor already points at the next one)."""
+        c = self.p.cursor
+        return c.epoch if c.index else max(c.epoch - 1, 0)
+
     def row(self, kind: str, **values) -> MetricsRow:
-        return MetricsRow(kind=kind, step=self.p.step, epoch=self.p.cursor.epoch if self.p.cursor.index else
-                          max(self.p.cursor.epoch - 1, 0), micro_batch=self.setting.micro_batch,
+        return MetricsRow(kind=kind, step=self.p.step, epoch=self.epoch, micro_batch=self.setting.micro_batch,
                           grad_accumulation=self.setting.accumulation(self.effective_batch),
                           tokens_seen=self.p.tokens_seen, elapsed=round(self.p.elapsed, 3), **values)
 
