@@ -88,6 +88,7 @@ class CheckpointState(_Model):
     elapsed: float
     val_loss: float | None = None
     skipped_nonfinite: int = 0
+    eval_pending: bool = False  # a stop interrupted the evaluation at `step`: it runs first on resume
 
 
 class Manifest(_Model):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, TrainingState, read_model
 
+QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
 STALE_AFTER = 15.0  # seconds without a heartbeat before the client calls the daemon stale
 
 
@@ -76,7 +77,8 @@ class Status(_Model):
     schema_version: Literal[1] = 1
     daemon: DaemonInfo
     current: JobView | None = None
-    queue: list[JobView] = Field(default_factory=list)
+    queue: list[JobView] = Field(default_factory=list)  # the first QUEUE_SHOWN, in run order
+    queued_total: int = 0
     paused: list[JobView] = Field(default_factory=list)
     recent: list[JobView] = Field(default_factory=list)
     updated_at: float
@@ -128,7 +130,7 @@ def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int
                   key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     cur = next((r for r in recs if r.state == "running"), None)
     return Status(daemon=daemon, current=job_view(cur, live=cur.id == running_id) if cur else None,
-                  queue=[job_view(r) for r in queue], paused=[job_view(r) for r in paused],
+                  queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue), paused=[job_view(r) for r in paused],
                   recent=[job_view(r) for r in done], updated_at=time.time())
 
 

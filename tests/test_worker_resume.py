@@ -95,3 +95,19 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_the_one_before(reference, tm
     resumed = [json.loads(l) for l in (run / "worker.log").read_text().splitlines() if '"resumed"' in l]
     assert resumed[-1]["checkpoint"] == "checkpoint_epoch0_step4"
     assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")
+
+
+def test_a_stop_during_an_evaluation_does_not_wait_for_it_and_the_resume_redoes_it(reference, tmp_path):
+    # Given a worker that gets SIGTERM in the middle of its step-8 evaluation
+    run = make_run(tmp_path, "evalstop", small_job(STEPS))
+    # When it runs, Then it stops at once with a checkpoint that remembers the pending evaluation
+    assert run_worker(run, faults="term_in_eval@8") == EXIT_STOPPED
+    state = read_model(run / "training_state.json", TrainingState)
+    assert state.step == 8 and state.checkpoint == "checkpoint_epoch0_step8"
+    assert json.loads((run / state.checkpoint / "state.json").read_text())["eval_pending"] is True
+    assert ("eval", 8) not in _metric_keys(run)
+    # And the restart evaluates first, then ends exactly like the uninterrupted run
+    assert run_worker(run) == EXIT_OK
+    assert _metric_keys(run) == _metric_keys(reference)
+    assert same_bits(run / "adapters" / "adapters.safetensors", reference / "adapters" / "adapters.safetensors")
+    assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")

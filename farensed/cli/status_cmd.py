@@ -35,6 +35,8 @@ def status(job_id, as_json, home):
     click.echo(client.daemon_note(st))
     views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
     click.echo(jobs_table(views) if views else "no jobs")
+    if st.queued_total > len(st.queue):
+        click.echo(f"... and {st.queued_total - len(st.queue)} more queued (farensectl list shows all)")
 
 
 def _find(st, job_id: str) -> JobView | None:

@@ -12,6 +12,7 @@ worker starts computing optimizer step STEP (1-based):
   disk_full@N    the free-space check before the first checkpoint at or after step N sees 0 bytes
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
   hang@N         stop making progress (sleep) until killed, for the stall watchdog
+  term_in_eval@N SIGTERM itself in the middle of the evaluation after step N
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class Faults:
             if at == step and kind == "hang" and self._fire_once(kind, at):
                 while True:
                     time.sleep(3600)
+
+    def in_eval(self, step: int) -> None:
+        """Called between the micro-batches of an evaluation."""
+        if ("term_in_eval", step) in self.planned and self._fire_once("term_in_eval", step):
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def in_checkpoint(self, step: int) -> None:
         """Called between the files of a checkpoint being written."""

@@ -29,7 +29,7 @@ from . import batching, checkpoint, outputs
 from .faults import Faults
 from .model import adapter_weights, apply_lora, load_base, model_path
 from .step import make_optimizer
-from .trainer import StopRequested, Trainer
+from .trainer import EvalInterrupted, StopRequested, Trainer
 
 
 def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batching.Tokenized | None:
@@ -117,7 +117,7 @@ class Run:
         self.write_state("running")
         start, base = time.monotonic(), tr.p.elapsed
         last_ckpt = time.monotonic()
-        if tr.p.step == 0:  # the base model's validation loss: where the curves start
+        if tr.p.step == 0 or tr.p.eval_pending:  # step 0: the base model's loss, where the curves start
             self.eval_now()
         while tr.p.step < tr.total:
             if tr.stop_requested:
@@ -137,6 +137,9 @@ class Run:
             if s % cad.checkpoint_every == 0 or s == tr.total or minutes:
                 self.save_checkpoint()
                 last_ckpt = time.monotonic()
+        if tr.p.eval_pending:  # the final evaluation was cut short by a stop: resume redoes it
+            self.save_checkpoint()
+            raise StopRequested(f"stopped by signal during the evaluation at step {tr.p.step}")
 
     def record(self, row: MetricsRow) -> None:
         self.trainer.p.metrics.append(row)
@@ -146,7 +149,12 @@ class Run:
 
     def eval_now(self) -> None:
         tr = self.trainer
-        val = tr.evaluate()
+        try:
+            val = tr.evaluate()
+        except EvalInterrupted:
+            tr.p.eval_pending = True  # the checkpoint written next remembers it
+            return
+        tr.p.eval_pending = False
         if val is None:
             return
         tr.p.val_loss = val

@@ -39,6 +39,10 @@ class Diverged(FarensedError):
     """Loss or gradient non-finite MAX_NONFINITE steps in a row."""
 
 
+class EvalInterrupted(FarensedError):
+    """A stop arrived during an evaluation; it is redone first when the run resumes."""
+
+
 class StopRequested(FarensedError):
     """SIGTERM/SIGINT: a checkpoint was written, the worker exits EXIT_STOPPED."""
 
@@ -56,6 +60,7 @@ class Progress:
     window_tokens: int = 0
     nonfinite_streak: int = 0
     skipped: int = 0
+    eval_pending: bool = False
     tokens_seen: int = 0
     elapsed: float = 0.0
     metrics: list[MetricsRow] = field(default_factory=list)
@@ -188,6 +193,10 @@ class Trainer:
             mbs = mbs[: self.spec.cadence.val_batches]
         total, count = mx.array(0.0), mx.array(0.0)
         for mb in mbs:
+            self.faults.in_eval(self.p.step)
+            if self.stop_requested:  # a 7B eval can take a minute: do not make the stop wait for it
+                self.model.train()
+                raise EvalInterrupted(f"evaluation at step {self.p.step} interrupted")
             arrays = batching.padded(self.valid, mb, self.spec.training.max_seq_length)
             loss, n = self.fns.evaluate_loss(*(mx.array(a) for a in arrays))
             total, count = total + loss, count + n
@@ -229,11 +238,11 @@ class Trainer:
                                best_step=p.best_step, window_loss_sum=p.window_loss_sum,
                                window_tokens=p.window_tokens, nonfinite_streak=p.nonfinite_streak,
                                tokens_seen=p.tokens_seen, elapsed=p.elapsed, val_loss=p.val_loss,
-                               skipped_nonfinite=p.skipped)
+                               skipped_nonfinite=p.skipped, eval_pending=p.eval_pending)
 
     def restore(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
         self.p = Progress(step=cs.step, cursor=cs.cursor, best_val_loss=cs.best_val_loss,
                           best_step=cs.best_step, val_loss=cs.val_loss, window_loss_sum=cs.window_loss_sum,
                           window_tokens=cs.window_tokens, nonfinite_streak=cs.nonfinite_streak,
                           tokens_seen=cs.tokens_seen, elapsed=cs.elapsed, metrics=list(metrics),
-                          skipped=cs.skipped_nonfinite)
+                          skipped=cs.skipped_nonfinite, eval_pending=cs.eval_pending)
