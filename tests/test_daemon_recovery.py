@@ -72,6 +72,8 @@ def test_sigkill_daemon_and_worker_then_restart_resumes_bit_identical(home, refe
     rec = record(home, "farense")
     assert rec["state"] == "done" and rec["restarts"] == 1
     assert [h["to_state"] for h in rec["history"]] == ["queued", "running", "done"]
+    summary = json.loads((home / "checkpoints" / "farense" / "training_summary.json").read_text())
+    assert summary["restarts"] == 1
     assert_same_adapters(home, reference)
     starts = [e for e in log_events(home) if e["event"] == "worker_started"]
     assert len(starts) == 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ..errors import FarensedError
 from ..validate import check_job, output_dir
 from . import records
 from .records import STATES, JobRecord
+from .supervise import count_restart
 from .supervisor import same_process, stop_orphan
 from .transition import place_file
 
@@ -52,6 +54,8 @@ def resume_running(d, rec: JobRecord) -> None:
         d.move(rec, "cancelled" if rec.stop_for == "cancel" else "paused", f"{rec.stop_for} requested",
                stop_for=None, worker_pid=None, worker_started=None)
         return
+    if rec.output_dir:
+        count_restart(Path(rec.output_dir))
     d.save(rec, worker_pid=None, worker_started=None, stop_for=None, not_before=None,
            restarts=rec.restarts + 1, reason="resumed after a daemon restart")
     d.log.info("job_resumed_after_restart", job_id=rec.id, orphan=orphan is not None)

@@ -86,11 +86,18 @@ def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: 
         state = lower
         d.log.warning("micro_batch_lowered", job_id=rec.id, micro_batch=state.micro_batch,
                       grad_accumulation=state.grad_accumulation, grad_checkpoint=state.grad_checkpoint)
-    atomic_write_json(run_dir / TRAINING_STATE, state.model_copy(update={"restarts": state.restarts + 1}))
+    count_restart(run_dir, state)
     d.save(rec, **common, stop_for=None, reason=decision.reason, restarts=rec.restarts + 1,
            crash_restarts=rec.crash_restarts + decision.counts_as_crash,
            gpu_faults=rec.gpu_faults + (outcome.kind == "gpu_fault"), not_before=now + decision.delay)
     d.log.info("worker_restart_scheduled", job_id=rec.id, delay=decision.delay, reason=decision.reason)
+
+
+def count_restart(run_dir: Path, state: TrainingState | None = None) -> None:
+    """training_state.json's restart count (the summary reports it) goes up by one."""
+    state = state or read_state(run_dir)
+    if state is not None:
+        atomic_write_json(run_dir / TRAINING_STATE, state.model_copy(update={"restarts": state.restarts + 1}))
 
 
 def start_next(d) -> None:
