@@ -11,9 +11,10 @@ from .supervisor import ask_stop
 
 def apply_requests(d) -> None:
     for path in requests.pending(d.dirs.requests):
-        req = requests.take(path, d.log)
+        req = requests.read(path, d.log)
         if req is not None:
             apply(d, req)
+        requests.done(path)
 
 
 def apply(d, req: requests.Request) -> None:

@@ -51,13 +51,16 @@ def pending(requests_dir: Path) -> list[Path]:
         return []
 
 
-def take(path: Path, log) -> Request | None:
-    """Read one request and delete it (a corrupt one is logged and deleted too)."""
+def read(path: Path, log) -> Request | None:
+    """One request, or None for a corrupt one (logged; `done` removes it)."""
     try:
-        req = read_model(path, Request)
+        return read_model(path, Request)
     except StateError as e:
         log.error("request_unreadable", file=str(path), error=str(e))
-        req = None
+        return None
+
+
+def done(path: Path) -> None:
+    """Remove a request once applied; a crash before this replays it, which the state rules make harmless."""
     path.unlink(missing_ok=True)
     fsync_dir(path.parent)
-    return req
