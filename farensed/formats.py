@@ -6,6 +6,7 @@ One pydantic model per file, extra="forbid", versioned. Nobody hand-builds these
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,8 @@ SUMMARY = "training_summary.json"
 PROGRESS = "progress.json"
 JOB_FILE = "job.toml"
 MANIFEST = "manifest.json"
+WORKER_LOG = "worker.log"  # the worker's stdout+stderr, appended by the daemon
+CHECKPOINT_NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")  # checkpoint_epoch{E}_step{S}
 CHECKPOINT_STATE = "state.json"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..daemon.records import FINISHED
-from ..daemon.supervisor import WORKER_LOG
+from ..formats import WORKER_LOG
 from ..errors import FarensedError
 from . import client
 from .common import clean_errors, get_home, home_option

@@ -13,10 +13,9 @@ from pathlib import Path
 import psutil
 
 from .. import blas
-from ..formats import PROGRESS, TRAINING_STATE
+from ..formats import PROGRESS, TRAINING_STATE, WORKER_LOG
 from .policy import classify
 
-WORKER_LOG = "worker.log"
 TAIL_BYTES = 64 * 1024
 
 

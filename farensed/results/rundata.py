@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FarensedError, StateError
-from ..formats import (JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY, TRAINING_STATE, LiveProgress,
+from ..formats import (CHECKPOINT_NAME, JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY, TRAINING_STATE,
+                       WORKER_LOG, LiveProgress,
                        MetricsRow, TrainingState, TrainingSummary, read_metrics_jsonl, read_model)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 
-CHECKPOINT_DIR = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")
-WORKER_LOG = "worker.log"
 
 
 @dataclass
@@ -65,7 +63,8 @@ def read_metrics(run_dir: Path) -> list[MetricsRow]:
 
 
 def checkpoint_folders(run_dir: Path) -> list[tuple[int, str]]:
-    found = [(int(m.group(2)), p.name) for p in run_dir.iterdir() if p.is_dir() and (m := CHECKPOINT_DIR.match(p.name))]
+    found = [(int(m.group(2)), p.name) for p in run_dir.iterdir()
+             if p.is_dir() and (m := CHECKPOINT_NAME.match(p.name))]
     return sorted(found)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -14,9 +13,8 @@ import mlx.core as mx
 
 from ..atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
 from ..errors import FarensedError
-from ..formats import CHECKPOINT_STATE, MANIFEST, CheckpointState, Manifest, MetricsRow
+from ..formats import CHECKPOINT_NAME, CHECKPOINT_STATE, MANIFEST, CheckpointState, Manifest, MetricsRow
 
-NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")
 TENSOR_FILES = ("adapters.safetensors", "optimizer.safetensors", "rng.safetensors")
 METRICS_FILE = "metrics.jsonl"
 DISK_MARGIN = 64 * 1024 * 1024
@@ -31,7 +29,7 @@ def name_for(epoch: int, step: int) -> str:
 
 
 def step_of(path: Path) -> int:
-    m = NAME.match(path.name)
+    m = CHECKPOINT_NAME.match(path.name)
     return int(m.group(2)) if m else -1
 
 
@@ -96,7 +94,7 @@ def candidates(out: Path) -> list[Path]:
     """Checkpoint folders, newest step first."""
     if not out.is_dir():
         return []
-    return sorted((p for p in out.iterdir() if p.is_dir() and NAME.match(p.name)), key=step_of, reverse=True)
+    return sorted((p for p in out.iterdir() if p.is_dir() and CHECKPOINT_NAME.match(p.name)), key=step_of, reverse=True)
 
 
 def newest_valid(out: Path, log=None) -> Path | None:
