@@ -82,7 +82,7 @@ class Trainer:
         self.budget = int(spec.memory.budget_gb * GB)
         self.setting = setting
         self._build()
-        self._window_start, self._window_steps, self._window_real_tokens = time.monotonic(), 0, 0
+        self._window_time, self._window_steps, self._window_real_tokens = 0.0, 0, 0
 
     @property
     def effective_batch(self) -> int:
@@ -127,6 +127,7 @@ class Trainer:
 
     def train_step(self) -> None:
         """Compute and apply step p.step+1, redoing it lower after out-of-memory."""
+        started = time.monotonic()
         idx = self.step_examples()
         while True:
             try:
@@ -148,6 +149,7 @@ class Trainer:
             self._skip_nonfinite()
         self.p.tokens_seen += int(self._lengths[idx].sum())
         self._window_real_tokens += int(self._lengths[idx].sum())
+        self._window_time += time.monotonic() - started
         self._advance()
 
     def _skip_nonfinite(self) -> None:
@@ -216,7 +218,7 @@ class Trainer:
                           tokens_seen=self.p.tokens_seen, elapsed=round(self.p.elapsed, 3), **values)
 
     def train_row(self) -> MetricsRow:
-        dt = max(time.monotonic() - self._window_start, 1e-9)
+        dt = max(self._window_time, 1e-9)
         loss = self.p.window_loss_sum / self.p.window_tokens if self.p.window_tokens else None
         row = self.row("train", train_loss=loss,
                        learning_rate=learning_rate(self.spec.training, self.p.step, self.total),
@@ -225,7 +227,8 @@ class Trainer:
                        active_memory_gb=round(mx.get_active_memory() / GB, 4),
                        peak_memory_gb=round(mx.get_peak_memory() / GB, 4))
         self.p.window_loss_sum, self.p.window_tokens = 0.0, 0
-        self._window_start, self._window_steps, self._window_real_tokens = time.monotonic(), 0, 0
+        # throughput counts training steps only, not the evals and checkpoints between them
+        self._window_time, self._window_steps, self._window_real_tokens = 0.0, 0, 0
         return row
 
     # --- checkpoint state ------------------------------------------------------------
