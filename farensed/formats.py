@@ -92,6 +92,7 @@ class CheckpointState(_Model):
     val_loss: float | None = None
     skipped_nonfinite: int = 0
     eval_pending: bool = False  # a stop interrupted the evaluation at `step`: it runs first on resume
+    data_fingerprint: str | None = None  # sha256 of the tokenized training set: resume refuses other data
 
 
 class Manifest(_Model):

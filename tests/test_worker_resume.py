@@ -10,8 +10,9 @@ import time
 import pytest
 from worker_support import make_run, run_worker, same_bits, small_job, start_worker
 
-from farensed.exitcodes import EXIT_OK, EXIT_STOPPED
+from farensed.exitcodes import EXIT_BAD_JOB, EXIT_OK, EXIT_STOPPED
 from farensed.formats import TrainingState, read_metrics_jsonl, read_model
+from farensed.paths import REPO_ROOT
 
 STEPS = 16
 
@@ -111,3 +112,21 @@ def test_a_stop_during_an_evaluation_does_not_wait_for_it_and_the_resume_redoes_
     assert _metric_keys(run) == _metric_keys(reference)
     assert same_bits(run / "adapters" / "adapters.safetensors", reference / "adapters" / "adapters.safetensors")
     assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")
+
+
+def test_resuming_on_changed_training_data_is_refused_with_a_reason(tmp_path):
+    # Given a run stopped after its step-4 checkpoint, on its own copy of the data
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.jsonl", "valid.jsonl"):
+        (data / name).write_text((REPO_ROOT / "data" / name).read_text())
+    run = make_run(tmp_path, "changed", small_job(STEPS, top={"data": str(data)}))
+    assert run_worker(run, faults="kill@6") == -signal.SIGKILL
+    # When the training data is edited before the restart
+    lines = (data / "train.jsonl").read_text().splitlines()
+    (data / "train.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    # Then the worker refuses to resume (a bad job, not a crash), saying why, and keeps the checkpoint
+    assert run_worker(run) == EXIT_BAD_JOB
+    state = read_model(run / "training_state.json", TrainingState)
+    assert "training data" in state.reason and "changed since checkpoint_epoch0_step4" in state.reason
+    assert (run / "checkpoint_epoch0_step4" / "manifest.json").exists()

@@ -3,6 +3,7 @@ split of a step into micro-batches, and padded arrays with an exact target mask.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -19,6 +20,13 @@ class Tokenized:
     offsets: np.ndarray  # index of the first token that is a target (completion start)
     truncated: int  # examples cut to max_seq_length
     longest: int  # longest example before truncation
+
+    def fingerprint(self) -> str:
+        """sha256 of the tokens and target offsets: the data cursor is only valid for this data."""
+        h = hashlib.sha256(self.offsets.tobytes())
+        for t in self.tokens:
+            h.update(len(t).to_bytes(4, "little") + t.tobytes())
+        return h.hexdigest()
 
     @property
     def lengths(self) -> np.ndarray:

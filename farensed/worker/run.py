@@ -27,7 +27,7 @@ from ..jobspec import JobSpec
 from ..paths import Home
 from . import batching, checkpoint, outputs
 from .faults import Faults
-from .model import adapter_weights, apply_lora, load_base, model_path
+from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
 from .step import make_optimizer
 from .trainer import EvalInterrupted, StopRequested, Trainer
 
@@ -98,6 +98,10 @@ class Run:
             outputs.rewrite_metrics(self.dir, [])
             return
         cs, tensors, metrics_text = checkpoint.load_state(ck)
+        if cs.data_fingerprint not in (None, self.trainer.fingerprint):
+            raise BadJob(f"{self.home.resolve(self.spec.data)}: the training data (or max_seq_length, mask_prompt,"
+                         f" the tokenizer) changed since {ck.name}; resuming would train on the wrong examples."
+                         f" Put the data back, or submit it as a new job")
         self.model.load_weights(list(tensors["adapters.safetensors"].items()), strict=False)
         saved = tensors["optimizer.safetensors"]
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)

@@ -79,6 +79,7 @@ class Trainer:
         self.stop_requested = False
         self._plans: dict[int, list[np.ndarray]] = {}
         self._lengths, self._targets = train.lengths, train.n_targets
+        self.fingerprint = train.fingerprint()
         self.budget = int(spec.memory.budget_gb * GB)
         self.setting = setting
         self._build()
@@ -241,7 +242,8 @@ class Trainer:
                                best_step=p.best_step, window_loss_sum=p.window_loss_sum,
                                window_tokens=p.window_tokens, nonfinite_streak=p.nonfinite_streak,
                                tokens_seen=p.tokens_seen, elapsed=p.elapsed, val_loss=p.val_loss,
-                               skipped_nonfinite=p.skipped, eval_pending=p.eval_pending)
+                               skipped_nonfinite=p.skipped, eval_pending=p.eval_pending,
+                               data_fingerprint=self.fingerprint)
 
     def restore(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
         self.p = Progress(step=cs.step, cursor=cs.cursor, best_val_loss=cs.best_val_loss,
