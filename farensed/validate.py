@@ -59,15 +59,19 @@ def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: st
         add("output", f"{out} is outside the checkpoints root {root}")
 
 
-def _lengths(spec: JobSpec, home: Home, examples: list[Example]) -> list[int] | None:
-    """Token lengths with the model's own tokenizer and chat template (None if unavailable)."""
+def _tokenizer(spec: JobSpec, home: Home):
+    """The model's own tokenizer (with its chat template), or None if the folder has none."""
     model = home.resolve(spec.model)
     if not (model / "tokenizer_config.json").is_file():
         return None
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from transformers import AutoTokenizer  # heavy; only here (no mlx)
 
-    tok = AutoTokenizer.from_pretrained(str(model))
+    return AutoTokenizer.from_pretrained(str(model))
+
+
+def _lengths(tok, examples: list[Example]) -> list[int]:
+    """Token lengths as the worker will see them: chat template applied."""
     out = []
     for ex in examples:
         if ex.format == "text":
@@ -113,9 +117,10 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
         rep.problems.append(Problem(rep.file, f"only {len(splits.train)} training examples, fewer than one"
                                     f" batch ({spec.training.batch_size})", lines.get("training.batch_size"),
                                     "training.batch_size"))
+    tok = _tokenizer(spec, home) if measure_tokens else None
     for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
         if exs or name != "test":
-            lengths = _lengths(spec, home, exs) if exs and measure_tokens else None
+            lengths = _lengths(tok, exs) if exs and tok is not None else None
             rep.notes.append(_describe_split(name, exs, lengths,
                                              spec.training.max_seq_length))
     if not splits.valid:

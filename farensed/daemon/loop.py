@@ -58,6 +58,7 @@ class Daemon:
         self.started_at = time.time()
         self.last_status = 0.0
         self.on_battery = False
+        self.blas_in_use = blas.inspect().in_use  # fixed for the daemon's life; not re-probed every publish
 
     # --- record keeping: every change goes through here --------------------------------
     def admit(self, rec: records.JobRecord) -> records.JobRecord:
@@ -133,7 +134,7 @@ class Daemon:
         state = "stopped" if final else "stopping" if self.stopping else "running" if self.worker else "idle"
         guard = self.worker.sleep_guard if self.worker else None
         info = DaemonInfo(pid=os.getpid(), version=__version__, started_at=self.started_at, heartbeat=now,
-                          state=state, blas=blas.inspect().in_use, on_battery=self.on_battery or None,
+                          state=state, blas=self.blas_in_use, on_battery=self.on_battery or None,
                           sleep_guard=f"caffeinate -i -w {self.worker.pid}" if guard else None)
         running = self.worker.job_id if self.worker else None
         atomic_write_json(self.home.status_file, build(self.records, info, running))
