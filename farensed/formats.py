@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StateError
+from .strict import Strict as _Model
 
 TRAINING_STATE = "training_state.json"
 METRICS_JSONL = "metrics.jsonl"
@@ -27,8 +28,6 @@ CHECKPOINT_NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")  # checkpoint
 CHECKPOINT_STATE = "state.json"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Downshift(_Model):

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from .strict import Strict
 
 SCHEMA_VERSION = 1
 MAX_JOB_FILE_BYTES = 1024 * 1024
 GUIDE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class _Strict(Strict):
+    model_config = ConfigDict(validate_assignment=True)
 
 
 class Training(_Strict):

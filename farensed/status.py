@@ -10,17 +10,14 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from . import status_file
 from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, TrainingState, read_model
+from .strict import Strict as _Model
 
 QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
-STALE_AFTER = 15.0  # seconds without a heartbeat before the client calls the daemon stale
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DaemonInfo(_Model):
@@ -34,6 +31,7 @@ class DaemonInfo(_Model):
     blas: str | None = None  # which BLAS the worker runs with (Linux CPU)
     sleep_guard: str | None = None  # the caffeinate keeping the Mac awake for the running worker
     on_battery: bool | None = None
+    metal_relax: str | None = None  # whether the worker runs with AGX_RELAX_CDM_CTXSTORE_TIMEOUT (macOS)
 
 
 class JobView(_Model):
@@ -139,6 +137,4 @@ def read(path: Path) -> Status | None:
 
 
 def is_fresh(st: Status, now: float | None = None) -> bool:
-    now = time.time() if now is None else now
-    hb = st.daemon.heartbeat or 0.0
-    return st.daemon.state in ("idle", "running", "stopping") and now - hb <= STALE_AFTER
+    return status_file.is_fresh(st.daemon.state, st.daemon.heartbeat, now)

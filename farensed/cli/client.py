@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from .. import __version__
 from ..daemon import records
 from ..daemon.lock import holder_pid
@@ -37,11 +35,3 @@ def current_status(home: Home) -> Status:
                       heartbeat=st.daemon.heartbeat if st else None, state=state)
     return build(records.load_all(dirs(home).jobs), info, None)
 
-
-def daemon_note(st: Status) -> str:
-    d = st.daemon
-    if d.state == "not_running":
-        return "farensed is not running (showing the spool as it is; requests wait for its start)"
-    if d.state == "stale":
-        return f"farensed (pid {d.pid}) holds the lock but its heartbeat is {time.time() - (d.heartbeat or 0):.0f}s old"
-    return f"farensed {d.state} (pid {d.pid}, up {time.time() - (d.started_at or time.time()):.0f}s)"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..results.answers import answers_text
-from ..status import JobView, job_view
-from . import client
+from .. import status_file
+from ..daemon.lock import holder_pid
 from .common import clean_errors, get_home, home_option
 from .table import job_detail, jobs_table
 
@@ -19,28 +18,38 @@ from .table import job_detail, jobs_table
 def status(job_id, as_json, home):
     """Where the daemon and the jobs stand."""
     h = get_home(home)
+    fast = None if job_id else status_file.read_fresh(h.status_file, holder_pid(h.lock_file) is not None)
+    if fast is not None:  # the daemon is up: its status.json as written, no models to build
+        text, st = fast
+        click.echo(text.rstrip("\n") if as_json else overview(st))
+        return
+    from . import client  # the full models: daemon down or stale, or one job asked for
+
     st = client.current_status(h)
     if job_id:
-        view = _find(st, job_id) or job_view(client.job(h, job_id))
-        if as_json:
-            click.echo(view.model_dump_json(indent=2))
-            return
-        click.echo(job_detail(view))
-        if view.output_dir and (answers := answers_text(view.output_dir)):
-            click.echo(answers)
-        return
-    if as_json:
-        click.echo(st.model_dump_json(indent=2))
-        return
-    click.echo(client.daemon_note(st))
+        show_job(h, st, job_id, as_json)
+    else:
+        click.echo(st.model_dump_json(indent=2) if as_json else overview(st))
+
+
+def overview(st) -> str:
     views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
-    click.echo(jobs_table(views) if views else "no jobs")
+    lines = [status_file.daemon_note(st), jobs_table(views) if views else "no jobs"]
     if st.queued_total > len(st.queue):
-        click.echo(f"... and {st.queued_total - len(st.queue)} more queued (farensectl list shows all)")
+        lines.append(f"... and {st.queued_total - len(st.queue)} more queued (farensectl list shows all)")
+    return "\n".join(lines)
 
 
-def _find(st, job_id: str) -> JobView | None:
-    for v in ([st.current] if st.current else []) + st.queue + st.paused + st.recent:
-        if v.id == job_id:
-            return v
-    return None
+def show_job(h, st, job_id: str, as_json: bool) -> None:
+    from ..results.answers import answers_text
+    from ..status import job_view
+    from . import client
+
+    views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
+    view = next((v for v in views if v.id == job_id), None) or job_view(client.job(h, job_id))
+    if as_json:
+        click.echo(view.model_dump_json(indent=2))
+        return
+    click.echo(job_detail(view))
+    if view.output_dir and (answers := answers_text(view.output_dir)):
+        click.echo(answers)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ..status import JobView
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..status import JobView
 
 COLUMNS = ("id", "state", "step", "loss", "val", "tok/s", "mb x acc", "restarts", "eta", "note")
 

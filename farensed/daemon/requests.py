@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from ..strict import Strict
 
 from ..atomic import atomic_write_json, fsync_dir
 from ..errors import StateError
@@ -26,10 +26,9 @@ RULES = {
 }
 
 
-class Request(BaseModel):
+class Request(Strict):
     """spool/requests/<ns>-<verb>-<job>.json"""
 
-    model_config = ConfigDict(extra="forbid")
     schema_version: Literal[1] = 1
     verb: Verb
     job: str
