@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
-from . import blas, service
+from . import blas, metal, service, status_file
+from .daemon.lock import holder_pid
 from .paths import Home
 
 GB = 1024**3
@@ -113,6 +114,18 @@ def check_blas() -> Check | None:
                  "sudo apt-get install libopenblas0-pthread (farensed preloads it into the worker)")
 
 
+def check_metal_relax(home: Home) -> Check | None:
+    """macOS: does the worker run with Metal's watchdog relaxed (the fix for the user's old abort)?"""
+    if not metal.applies():
+        return None
+    st = status_file.read_fresh(home.status_file, holder_pid(home.lock_file) is not None)
+    said = st[1].daemon.get("metal_relax") if st else None
+    text = said or metal.describe(dict(os.environ)) + " (daemon not running: what it would do)"
+    if text.startswith("off"):
+        return Check("metal", "warn", text, "start farensed without --no-metal-relax")
+    return Check("metal", "ok", text)
+
+
 def check_demo(home: Home) -> Check:
     missing = [p for p in (home.models / "farense-tiny" / "config.json", home.data / "train.jsonl") if not p.exists()]
     if missing:
@@ -126,7 +139,7 @@ def run_checks(home: Home) -> list[Check]:
     info = probe_mlx()
     checks += [info] if isinstance(info, Check) else check_mlx(info)
     checks += [check_memory(), check_disk(home), check_spool(home), check_service(home)]
-    checks += [c for c in (check_blas(), check_demo(home)) if c is not None]
+    checks += [c for c in (check_blas(), check_metal_relax(home), check_demo(home)) if c is not None]
     return checks
 
 

@@ -15,14 +15,23 @@ home_option = click.option(
 
 
 def clean_errors(fn):
-    """Our errors become `Error: <one line>` and exit 1, never a traceback."""
+    """Our errors and the OS's become `Error: <one line>` and exit 1, never a traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except FarensedError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(os_error_line(e)) from None
     return wrapper
+
+
+def os_error_line(e: OSError) -> str:
+    """`PATH: what went wrong`, e.g. `/x/spool/requests: Permission denied`."""
+    where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "") if e.filename else None
+    what = e.strerror or str(e)
+    return f"{where}: {what}" if where else what
 
 
 def get_home(home: str | None) -> Home:

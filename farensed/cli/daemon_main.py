@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .. import __version__, logs
@@ -31,17 +33,25 @@ def cli():
                    " FARENSED_OUTPUT_DIR, FARENSED_SUMMARY and FARENSED_REASON in its environment.")
 @click.option("--pause-on-battery", is_flag=True, help="Pause the running job at a checkpoint on battery power;"
               " resume it on AC power.")
+@click.option("--worker-python", default=sys.executable, show_default="this interpreter",
+              help="Python that runs the worker (-m farensed.worker), e.g. another venv's with mlx[cuda].")
+@click.option("--metal-relax/--no-metal-relax", default=True, show_default=True,
+              help="macOS: start the worker with AGX_RELAX_CDM_CTXSTORE_TIMEOUT=1 so Metal's watchdog does not"
+                   " abort long steps (kIOGPUCommandBufferCallbackErrorImpactingInteractivity). A value already"
+                   " in the environment wins.")
 @clean_errors
 def run(home, once, stall_seconds, settle_seconds, stop_grace, allow_remote_code, sleep_guard, hook,
-        pause_on_battery):
+        pause_on_battery, worker_python, metal_relax):
     """Run the daemon in the foreground (SIGTERM: checkpoint the job and stop)."""
     from ..daemon.loop import Config, Daemon
 
     h = get_home(home)
-    logs.configure(json_file=h.logs / "farensed.jsonl")
+    problem = logs.configure(json_file=h.logs / "farensed.jsonl")
+    if problem:
+        logs.get().warning("log_file_unavailable", error=problem)
     cfg = Config(once=once, stall_seconds=stall_seconds, settle_seconds=settle_seconds, stop_grace=stop_grace,
                  allow_remote_code=allow_remote_code, sleep_guard=sleep_guard, hook=hook,
-                 pause_on_battery=pause_on_battery)
+                 pause_on_battery=pause_on_battery, worker_python=worker_python, metal_relax=metal_relax)
     raise SystemExit(Daemon(h, cfg, logs.get()).run())
 
 

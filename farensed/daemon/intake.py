@@ -59,7 +59,8 @@ def judge(d, path: Path) -> None:
     rec = JobRecord(id=job_id, file_name=path.name, name=spec.name if spec else "",
                     state="rejected" if problems else "queued", since=now, seq=_next_seq(d),
                     priority=spec.priority if spec else 0, submitted_at=now, output_dir=None if problems else out,
-                    max_restarts=spec.max_restarts if spec else 0, reason=problems[0] if problems else None)
+                    max_restarts=spec.max_restarts if spec else 0, reason=problems[0] if problems else None,
+                    model_local=d.home.resolve(spec.model).is_dir() if spec else None)
     if problems:
         reject(path, d.dirs.job_file("rejected", job_id), problems)
     else:

@@ -1,33 +1,40 @@
 """The daemon: recover, then loop over named phases until told to stop.
 
-    reap_worker(); apply_requests(); scan_spool(); start_next(); publish_status()
+    reap_worker(); apply_requests(); check_power(); scan_spool(); start_next(); publish_status()
+
+No phase can end the loop: one job's problem fails that job (guard.for_job), any other
+error is logged as phase_failed and the next tick tries again (guard.phase).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
-
 from pathlib import Path
 
-from .. import __version__, blas
+from .. import __version__, blas, metal
 from ..formats import SUMMARY
 from ..atomic import atomic_write_json
 from ..paths import Home
 from ..status import DaemonInfo, build
 from . import records, unattended, watch
 from .control import apply_requests
+from .guard import Guard, phase
 from .intake import scan_spool
 from .lock import InstanceLock
 from .power import check_power
-from .spool import check_spool_permissions
 from .recovery import recover
-from .spool import SpoolDirs, Stability
+from .spool import SpoolDirs, Stability, check_spool_permissions
 from .supervise import reap_worker, start_next, stop_worker
+from .supervisor import kill
 from .transition import admit, transition
+
+PHASES = (("apply_requests", apply_requests), ("check_power", check_power), ("scan_spool", scan_spool),
+          ("start_next", start_next))
 
 
 @dataclass
@@ -42,6 +49,8 @@ class Config:
     sleep_guard: str = "auto"  # caffeinate while a worker runs: auto (macOS) | on | off
     hook: str | None = None  # shell command run when a job ends (FARENSED_JOB_* in its environment)
     pause_on_battery: bool = False
+    worker_python: str = sys.executable  # the interpreter that runs `-m farensed.worker`
+    metal_relax: bool = True  # AGX_RELAX_CDM_CTXSTORE_TIMEOUT=1 for the worker on macOS (see metal.py)
 
 
 class Daemon:
@@ -59,10 +68,12 @@ class Daemon:
         self.last_status = 0.0
         self.on_battery = False
         self.blas_in_use = blas.inspect().in_use  # fixed for the daemon's life; not re-probed every publish
+        self.guard = Guard(log)
+        self.metal_relax = metal.describe(dict(os.environ), cfg.metal_relax)
 
     # --- record keeping: every change goes through here --------------------------------
-    def admit(self, rec: records.JobRecord) -> records.JobRecord:
-        self.records[rec.id] = rec = admit(self.dirs, rec, self.log)
+    def admit(self, rec: records.JobRecord, recovered: bool = False) -> records.JobRecord:
+        self.records[rec.id] = rec = admit(self.dirs, rec, self.log, recovered)
         self.dirty = True
         return rec
 
@@ -73,6 +84,24 @@ class Daemon:
             summary = Path(rec.output_dir or "") / SUMMARY
             unattended.job_finished(rec, str(summary) if summary.is_file() else None, self.cfg.hook, self.log)
         return rec
+
+    def fail_job(self, job_id: str, reason: str) -> None:
+        """Fail one job, whatever went wrong with it; never raises (guard.for_job calls it)."""
+        rec = self.records.get(job_id)
+        if rec is None or rec.state in records.FINISHED:
+            return
+        if self.worker is not None and self.worker.job_id == job_id:  # failed while its worker ran
+            kill(self.worker)
+            self.worker.proc.wait()
+            unattended.stop_sleep_guard(self.worker.sleep_guard)
+            self.worker = None
+        reset = {"stop_for": None, "worker_pid": None, "worker_started": None, "not_before": None}
+        try:
+            self.move(rec, "failed", reason, **reset)
+        except Exception as e:  # noqa: BLE001 - the record cannot be written: keep the truth in memory
+            self.log.error("job_record_not_saved", job_id=job_id, state="failed", error=str(e))
+            self.records[job_id] = rec.model_copy(update={"state": "failed", "reason": reason, **reset})
+            self.dirty = True
 
     def save(self, rec, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = rec.model_copy(update=changes)
@@ -89,27 +118,29 @@ class Daemon:
             self.dirs.ensure()
             check_spool_permissions(self.dirs.root)
             self.log.info("daemon_started", pid=os.getpid(), home=str(self.home.root), version=__version__)
-            recover(self)
+            with phase(self, "recover"):
+                recover(self)
             observer = watch.start([self.dirs.root, self.dirs.requests], self.wake)
             self._install_signals()
             self._loop()
         finally:
             if observer is not None:
                 observer.stop()
-            self.publish_status(final=True)
+            with phase(self, "publish_status"):
+                self.publish_status(final=True)
             self.log.info("daemon_stopped", pid=os.getpid())
             lock.release()
         return 0
 
     def _loop(self) -> None:
         while True:
-            reap_worker(self)
-            if not self.stopping:
-                apply_requests(self)
-                check_power(self)
-                scan_spool(self)
-                start_next(self)
-            self.publish_status()
+            with phase(self, "reap_worker"):
+                reap_worker(self)
+            for name, run_phase in PHASES if not self.stopping else ():
+                with phase(self, name):
+                    run_phase(self)
+            with phase(self, "publish_status"):
+                self.publish_status()
             if self.stopping and self.worker is None:
                 return
             if self.cfg.once and self._idle():
@@ -135,7 +166,8 @@ class Daemon:
         guard = self.worker.sleep_guard if self.worker else None
         info = DaemonInfo(pid=os.getpid(), version=__version__, started_at=self.started_at, heartbeat=now,
                           state=state, blas=self.blas_in_use, on_battery=self.on_battery or None,
-                          sleep_guard=f"caffeinate -i -w {self.worker.pid}" if guard else None)
+                          sleep_guard=f"caffeinate -i -w {self.worker.pid}" if guard else None,
+                          metal_relax=self.metal_relax)
         running = self.worker.job_id if self.worker else None
         atomic_write_json(self.home.status_file, build(self.records, info, running))
         self.dirty, self.last_status = False, now

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..atomic import atomic_write_json
 from ..errors import StateError
 from ..formats import read_model
+from ..strict import Strict as _Model
 
 JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
 STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
 FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
 StopFor = Literal["cancel", "pause", "restart", "battery"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Transition(_Model):
@@ -58,6 +57,7 @@ class JobRecord(_Model):
     worker_pid: int | None = None
     worker_started: float | None = None  # psutil create_time, to recognise the same process
     paused_by: Literal["user", "battery", "disk"] | None = None  # who holds a paused job
+    model_local: bool | None = None  # the model was a local folder when the job was queued (not a hub id)
     history: list[Transition] = Field(default_factory=list)
 
 
@@ -94,17 +94,36 @@ def load(jobs_dir: Path, job_id: str) -> JobRecord:
 
 def load_all(jobs_dir: Path, log=None) -> dict[str, JobRecord]:
     """Every readable record; an unreadable one is logged and skipped, never deleted."""
+    found, unreadable = scan(jobs_dir)
+    for p, error in unreadable.items():
+        if log is not None:
+            log.error("job_record_unreadable", file=str(p), error=error)
+    return found
+
+
+def scan(jobs_dir: Path) -> tuple[dict[str, JobRecord], dict[Path, str]]:
+    """The readable records by id, and the unreadable record files with the reason."""
     out: dict[str, JobRecord] = {}
+    bad: dict[Path, str] = {}
     if not jobs_dir.is_dir():
-        return out
+        return out, bad
     for p in sorted(jobs_dir.glob("*.json")):
         if p.name.startswith("."):
             continue
         try:
             rec = read_model(p, JobRecord)
         except StateError as e:
-            if log is not None:
-                log.error("job_record_unreadable", file=str(p), error=str(e))
+            bad[p] = str(e)
+            continue
+        if rec.id != p.stem:
+            bad[p] = f"{p}: holds the record of job {rec.id!r}, not {p.stem!r}"
             continue
         out[rec.id] = rec
-    return out
+    return out, bad
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable record out of the way, keeping its bytes for a person to look at."""
+    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    os.rename(path, aside)
+    return aside

@@ -1,48 +1,77 @@
-"""At start: load records, repair file placement, stop orphan workers, resume what was running."""
+"""At start: load records, repair file placement, stop orphan workers, resume what was running.
+
+Each job is recovered on its own (guard.for_job): a job whose record is unreadable or missing,
+or whose files cannot be placed, fails with the reason; every other job goes on as it was.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from ..errors import FarensedError
 from ..validate import check_job, output_dir
 from . import records
-from .records import STATES, JobRecord
+from .guard import for_job
+from .records import FINISHED, STATES, JobRecord
 from .supervise import count_restart
 from .supervisor import same_process, stop_orphan
 from .transition import place_file
 
 
 def recover(d) -> None:
-    d.records = records.load_all(d.dirs.jobs, d.log)
-    for rec in list(d.records.values()):
+    d.records, unreadable = records.scan(d.dirs.jobs)
+    lost = {}
+    for path, error in unreadable.items():
+        d.log.error("job_record_unreadable", file=str(path), error=error)
+        lost[path.stem] = f"{path}: its record was unreadable ({error})"
         try:
-            place_file(d.dirs, rec)
-        except FarensedError as e:
-            d.log.error("job_file_missing", job_id=rec.id, error=str(e))
-    adopt_unrecorded(d)
+            aside = records.set_aside(path)
+            lost[path.stem] += f"; kept as {aside.name}"
+        except OSError as e:
+            d.log.error("job_record_not_set_aside", file=str(path), error=str(e))
+    for rec in list(d.records.values()):
+        with for_job(d, rec.id, "recover", f"{d.dirs.jobs / (rec.id + '.json')}: recovering the job"):
+            place_file(d.dirs, rec, missing_ok=rec.state in FINISHED)
+    adopt_unrecorded(d, lost)
     for rec in [r for r in d.records.values() if r.state == "running"]:
-        resume_running(d, rec)
+        with for_job(d, rec.id, "recover", f"{rec.output_dir}: resuming after a daemon restart"):
+            resume_running(d, rec)
 
 
-def adopt_unrecorded(d) -> None:
-    """A file claimed into queued/ just before a crash, before its record was written."""
-    for path in sorted(d.dirs.state("queued").glob("*.toml")):
-        if path.stem not in d.records:
-            now = time.time()
-            seq = max((r.seq for r in d.records.values()), default=0) + 1
-            rep = check_job(path, d.home, check_paths=False, job_id=path.stem)
-            if rep.spec is None:
-                continue
-            d.admit(JobRecord(id=path.stem, file_name=path.name, name=rep.spec.name, state="queued", since=now,
-                              seq=seq, priority=rep.spec.priority, submitted_at=now,
-                              output_dir=str(output_dir(rep.spec, path.stem, d.home)),
-                              max_restarts=rep.spec.max_restarts, reason="recovered after a crash"))
+def adopt_unrecorded(d, lost: dict[str, str]) -> None:
+    """Job files without a readable record: one claimed into queued/ just before a crash is queued
+    again; a job that was further along fails with the reason (retry resumes it from its run folder)."""
     for state in STATES:
-        for path in d.dirs.state(state).glob("*.toml"):
-            if path.stem not in d.records:
-                d.log.warning("job_file_without_record", file=str(path))
+        for path in sorted(d.dirs.state(state).glob("*.toml")):
+            if path.stem in d.records:
+                continue
+            why = lost.get(path.stem, f"{d.dirs.jobs / (path.stem + '.json')}: its record was missing")
+            with for_job(d, path.stem, "recover", f"{path}: recovering a job without a record"):
+                adopt(d, path, state, why)
+
+
+def adopt(d, path: Path, state: str, why: str) -> None:
+    now = time.time()
+    seq = max((r.seq for r in d.records.values()), default=0) + 1
+    rep = check_job(path, d.home, check_paths=False, job_id=path.stem, measure_tokens=False)
+    spec = rep.spec
+    if state == "queued" and spec is not None:  # nothing ran yet: queue it again, nothing is lost
+        new, reason = "queued", f"recovered: {why}"
+    elif state == "queued":
+        new, reason = "failed", f"{why}; and the job file does not validate: {rep.problems[0]}"
+    elif state in FINISHED:
+        new, reason = state, f"recovered: {why}"
+    else:  # it ran: how far, and with which restarts, is unknown; a person decides
+        new, reason = "failed", f"{why}; `farensectl retry {path.stem}` resumes it from its run folder"
+    rec = JobRecord(id=path.stem, file_name=path.name, name=spec.name if spec else "", state=new, since=now,
+                    seq=seq, priority=spec.priority if spec else 0, submitted_at=now,
+                    output_dir=str(output_dir(spec, path.stem, d.home)) if spec else None,
+                    max_restarts=spec.max_restarts if spec else 0, reason=reason,
+                    finished_at=now if new in FINISHED else None)
+    d.admit(rec, recovered=True)
+    if new != state:
+        place_file(d.dirs, rec)
+    d.log.warning("job_recovered_without_record", job_id=rec.id, file=str(path), state=new, reason=reason)
 
 
 def resume_running(d, rec: JobRecord) -> None:

@@ -11,7 +11,9 @@ from ..errors import FarensedError, StateError
 from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
 from ..jobfile import load_job
 from ..run_folder import prepare_run
+from ..validate import looks_like_hub_id
 from . import policy, unattended
+from .guard import for_job
 from .supervisor import Worker, ask_stop, classify_worker, kill, spawn, watch
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
@@ -36,7 +38,8 @@ def reap_worker(d) -> None:
         return
     d.worker = None
     unattended.stop_sleep_guard(w.sleep_guard)
-    settle(d, w, rc)
+    with for_job(d, w.job_id, "reap_worker", f"{w.run_dir}: settling the worker's end (exit {rc})"):
+        settle(d, w, rc)
 
 
 def read_state(run_dir: Path) -> TrainingState | None:
@@ -110,20 +113,29 @@ def start_next(d) -> None:
     if job_id is None:
         return
     rec = d.records[job_id]
-    run_dir = Path(rec.output_dir)
-    try:
-        prepare_run(d.dirs.job_file(rec.state, rec.id), run_dir)
+    with for_job(d, rec.id, "start_next", f"{rec.output_dir}: cannot start the worker"):
+        job_file = d.dirs.job_file(rec.state, rec.id)
+        preflight(job_file, d.home, rec.model_local)
+        run_dir = prepare_run(job_file, Path(rec.output_dir))
         if rec.state == "queued":
             rec = d.move(rec, "running", None)
-        w = spawn(rec.id, run_dir, d.home.root)
+        w = spawn(rec.id, run_dir, d.home.root, d.cfg.worker_python, d.cfg.metal_relax)
+        d.worker = w
         w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
-    except (OSError, FarensedError) as e:
-        d.log.error("worker_start_failed", job_id=rec.id, error=str(e))
-        d.move(rec, "failed", f"{run_dir}: cannot start the worker: {e}")
-        return
-    d.worker = w
-    d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)
-    d.log.info("worker_started", job_id=rec.id, pid=w.pid, run_dir=str(run_dir))
+        d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)
+        d.log.info("worker_started", job_id=rec.id, pid=w.pid, run_dir=str(run_dir))
+
+
+def preflight(job_file: Path, home, model_local: bool | None) -> None:
+    """What can have changed since the job was queued: its file, its model and data folders."""
+    if not job_file.is_file():
+        raise FarensedError(f"{job_file}: the job file was removed from the spool after it was queued")
+    spec = load_job(job_file)  # names file:line if it was replaced by something that does not parse
+    model = home.resolve(spec.model)
+    if not model.exists() and (model_local or not looks_like_hub_id(spec.model, home)):
+        raise FarensedError(f"{job_file}: model folder {model} no longer exists")
+    if not home.resolve(spec.data).exists():
+        raise FarensedError(f"{job_file}: data {home.resolve(spec.data)} no longer exists")
 
 
 def stop_worker(d, force: bool = False) -> None:

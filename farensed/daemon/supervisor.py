@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from .. import blas
+from .. import blas, metal
 from ..formats import PROGRESS, TRAINING_STATE, WORKER_LOG
 from .policy import classify
 
@@ -41,14 +41,20 @@ class Worker:
         return self.proc.pid
 
 
-def spawn(job_id: str, run_dir: Path, home_root: Path) -> Worker:
+def worker_env(metal_relax: bool = True) -> dict[str, str]:
+    """The worker's environment: the fast BLAS (Linux CPU), Metal's relaxed watchdog (macOS)."""
+    return metal.relax_env(blas.worker_env(), metal_relax)
+
+
+def spawn(job_id: str, run_dir: Path, home_root: Path, python: str = sys.executable,
+          metal_relax: bool = True) -> Worker:
     """Start `python -m farensed.worker RUN_DIR` in a new session, output appended to worker.log."""
     log_path = run_dir / WORKER_LOG
     with open(log_path, "ab") as out:
         offset = out.tell()
-        proc = subprocess.Popen([sys.executable, "-m", "farensed.worker", str(run_dir), "--home", str(home_root)],
+        proc = subprocess.Popen([python, "-m", "farensed.worker", str(run_dir), "--home", str(home_root)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=blas.worker_env(), start_new_session=True, cwd=str(home_root))
+                                env=worker_env(metal_relax), start_new_session=True, cwd=str(home_root))
     try:
         created = psutil.Process(proc.pid).create_time()
     except psutil.Error:

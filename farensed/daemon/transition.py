@@ -11,9 +11,10 @@ from .spool import SpoolDirs, find_job_file, move
 
 ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset({"queued", "rejected"}),
-    "queued": frozenset({"running", "paused", "cancelled"}),
+    # any job that is not finished can fail: its file vanished, its output folder cannot be written...
+    "queued": frozenset({"running", "paused", "cancelled", "failed"}),
     "running": frozenset({"done", "failed", "cancelled", "paused", "queued"}),
-    "paused": frozenset({"queued", "cancelled"}),
+    "paused": frozenset({"queued", "cancelled", "failed"}),
     "failed": frozenset({"queued"}),
     "cancelled": frozenset({"queued"}),
     "done": frozenset(),
@@ -43,25 +44,29 @@ def transition(dirs: SpoolDirs, rec: JobRecord, new: str, log, reason: str | Non
         upd.setdefault("finished_at", now)
     new_rec = rec.model_copy(update=upd)
     records.save(dirs.jobs, new_rec)
-    place_file(dirs, new_rec)
+    place_file(dirs, new_rec, missing_ok=new == "failed")
     log.info("job_transition", job_id=rec.id, old=rec.state, new=new, reason=reason)
     return new_rec
 
 
-def place_file(dirs: SpoolDirs, rec: JobRecord) -> None:
-    """Put the job file in the folder of the record's state (also repairs a crash between the two)."""
+def place_file(dirs: SpoolDirs, rec: JobRecord, missing_ok: bool = False) -> None:
+    """Put the job file in the folder of the record's state (also repairs a crash between the two).
+    A job failing because its file was taken away (missing_ok) is recorded all the same."""
     want = dirs.job_file(rec.state, rec.id)
     if want.exists():
         return
     have = find_job_file(dirs, rec.id)
+    if have is None and missing_ok:
+        return
     if have is None:
         raise FarensedError(f"{want}: job file of {rec.id} not found in any spool state folder")
     move(have, want)
 
 
-def admit(dirs: SpoolDirs, rec: JobRecord, log) -> JobRecord:
-    """Record a job that was just claimed (its file already renamed into its state folder)."""
-    if not allowed(None, rec.state):
+def admit(dirs: SpoolDirs, rec: JobRecord, log, recovered: bool = False) -> JobRecord:
+    """Record a job that was just claimed (its file already renamed into its state folder).
+    `recovered`: a job file found in a state folder without a readable record, taken as it is."""
+    if not recovered and not allowed(None, rec.state):
         raise TransitionError(f"job {rec.id}: a new job cannot start as {rec.state}")
     rec = rec.model_copy(update={"history": [records.Transition(from_state=None, to_state=rec.state,
                                                                   at=rec.since, reason=rec.reason)]})
