@@ -130,3 +130,17 @@ def test_resuming_on_changed_training_data_is_refused_with_a_reason(tmp_path):
     state = read_model(run / "training_state.json", TrainingState)
     assert "training data" in state.reason and "changed since checkpoint_epoch0_step4" in state.reason
     assert (run / "checkpoint_epoch0_step4" / "manifest.json").exists()
+
+
+def test_dropout_resumes_bit_identical_without_saving_the_rng(tmp_path):
+    # Given a job with dropout (random masks every step), run once through and once killed mid-run
+    job = small_job(8, lora={"dropout": 0.2})
+    ref = make_run(tmp_path, "ref", job)
+    assert run_worker(ref) == EXIT_OK
+    run = make_run(tmp_path, "killed", job)
+    assert run_worker(run, faults="kill@6") == -signal.SIGKILL
+    # When it resumes from the step-4 checkpoint, which holds no RNG state
+    assert not list(run.glob("checkpoint_*/rng.safetensors"))
+    assert run_worker(run) == EXIT_OK
+    # Then the masks were the same (reseeded from seed and step): the adapters match bit for bit
+    assert same_bits(run / "adapters.safetensors", ref / "adapters.safetensors")

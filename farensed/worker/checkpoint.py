@@ -15,7 +15,9 @@ from ..atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
 from ..errors import FarensedError
 from ..formats import CHECKPOINT_NAME, CHECKPOINT_STATE, MANIFEST, CheckpointState, Manifest, MetricsRow
 
-TENSOR_FILES = ("adapters.safetensors", "optimizer.safetensors", "rng.safetensors")
+# No RNG file: dropout's RNG is reseeded at every step from (seed, step) (Trainer.gradient), so the
+# step number restores it exactly. Checkpoints of older versions hold an rng.safetensors; it is ignored.
+TENSOR_FILES = ("adapters.safetensors", "optimizer.safetensors")
 METRICS_FILE = "metrics.jsonl"
 DISK_MARGIN = 64 * 1024 * 1024
 

@@ -171,8 +171,7 @@ class Run:
     def save_checkpoint(self) -> None:
         tr, t0 = self.trainer, time.monotonic()
         tensors = {"adapters.safetensors": adapter_weights(self.model),
-                   "optimizer.safetensors": dict(tree_flatten(self.optimizer.state)),
-                   "rng.safetensors": {"key": mx.random.state[0]}}
+                   "optimizer.safetensors": dict(tree_flatten(self.optimizer.state))}
         path = checkpoint.save(self.dir, tr.epoch, tr.checkpoint_state(), tensors, tr.p.metrics,
                                midway=tr.faults.in_checkpoint,
                                seen_free=lambda free: tr.faults.free_bytes(tr.p.step, free))
