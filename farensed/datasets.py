@@ -10,7 +10,6 @@ from pathlib import Path
 
 from .errors import DataError
 
-FORMATS = ("chat", "completions", "text")
 CHAT_ROLES = {"system", "user", "assistant", "tool"}
 
 

@@ -11,7 +11,6 @@ import mlx.core as mx
 from farensed.blas import worker_env
 from farensed.paths import REPO_ROOT
 
-DEMO_JOB = (REPO_ROOT / "jobs" / "demo.toml").read_text()
 
 
 def small_job(steps: int = 12, **sections: dict) -> str:

@@ -27,7 +27,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Literal["done", "fail", "restart", "pause", "cancel", "hold"]
+    action: Literal["done", "fail", "restart", "pause", "cancel"]
     reason: str | None = None
     downshift: bool = False
     delay: float = 0.0

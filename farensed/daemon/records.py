@@ -18,7 +18,7 @@ from ..strict import Strict as _Model
 JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
 STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
 FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
-StopFor = Literal["cancel", "pause", "restart", "battery"]
+StopFor = Literal["cancel", "pause", "battery"]
 
 
 class Transition(_Model):

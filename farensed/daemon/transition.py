@@ -13,7 +13,7 @@ ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset({"queued", "rejected"}),
     # any job that is not finished can fail: its file vanished, its output folder cannot be written...
     "queued": frozenset({"running", "paused", "cancelled", "failed"}),
-    "running": frozenset({"done", "failed", "cancelled", "paused", "queued"}),
+    "running": frozenset({"done", "failed", "cancelled", "paused"}),
     "paused": frozenset({"queued", "cancelled", "failed"}),
     "failed": frozenset({"queued"}),
     "cancelled": frozenset({"queued"}),

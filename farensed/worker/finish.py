@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
@@ -62,9 +61,3 @@ def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
         trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts,
         restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped, truncated_examples=run.truncated,
         answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / "adapters"))
-
-
-def summary_json(summary: TrainingSummary) -> str:
-    return json.dumps(summary.model_dump(), indent=2, ensure_ascii=False)
-
-

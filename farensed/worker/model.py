@@ -61,10 +61,6 @@ def apply_lora(model: nn.Module, spec: JobSpec) -> dict:
     return {"fine_tune_type": spec.lora.type, "num_layers": n_layers, "lora_parameters": params}
 
 
-def is_quantized(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules())
-
-
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters; quantized weights counted at their unpacked size."""
     trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
