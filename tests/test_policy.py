@@ -91,9 +91,16 @@ def test_a_job_waiting_to_restart_holds_the_slot():
 
 
 def test_stall_watchdog():
-    assert policy.stalled(last_change=0.0, now=11.0, stall_seconds=10)
-    assert not policy.stalled(0.0, 9.0, 10)
-    assert not policy.stalled(0.0, 1e9, 0)
+    assert policy.stalled(last_change=0.0, now=11.0, stall_seconds=10, phase="training")
+    assert not policy.stalled(0.0, 9.0, 10, "training")
+    assert not policy.stalled(0.0, 1e9, 0, "training")
+
+
+def test_a_first_load_or_compile_is_not_a_stall():
+    # Loading a model and compiling kernels write nothing for minutes (CUDA's first compile: ~170 s)
+    for phase in ("loading", "compiling", None):
+        assert not policy.stalled(0.0, 600.0, 10, phase)
+        assert policy.stalled(0.0, policy.STARTUP_STALL_SECONDS + 1, 10, phase)
 
 
 def test_sigterm_we_sent_during_loading_is_a_graceful_stop():

@@ -135,6 +135,14 @@ def next_job(jobs: Iterable[Candidate], now: float) -> str | None:
     return queued[0].id if queued else None
 
 
-def stalled(last_change: float, now: float, stall_seconds: float) -> bool:
-    """True when the worker's progress files have not changed for `stall_seconds` (0 = off)."""
-    return stall_seconds > 0 and now - last_change > stall_seconds
+STARTUP_PHASES = ("loading", "compiling")  # one long silent operation each: a model load, a first compile
+STARTUP_STALL_SECONDS = 1800.0  # a 7B load from a slow disk plus CUDA's first compile fit well inside
+
+
+def stalled(last_change: float, now: float, stall_seconds: float, phase: str | None = None) -> bool:
+    """True when the worker's progress files have not changed for `stall_seconds` (0 = off).
+    While it loads or compiles for the first time, nothing can be written: allow STARTUP_STALL_SECONDS."""
+    if stall_seconds <= 0:
+        return False
+    limit = max(stall_seconds, STARTUP_STALL_SECONDS) if phase in STARTUP_PHASES or phase is None else stall_seconds
+    return now - last_change > limit

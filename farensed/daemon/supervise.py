@@ -31,7 +31,7 @@ def reap_worker(d) -> None:
         if w.stop_sent_at is not None and now - w.stop_sent_at > d.cfg.stop_grace:
             d.log.warning("worker_killed", job_id=w.job_id, pid=w.pid, why="did not stop in time")
             kill(w)
-        elif w.stop_sent_at is None and policy.stalled(w.last_change, now, d.cfg.stall_seconds):
+        elif w.stop_sent_at is None and policy.stalled(w.last_change, now, d.cfg.stall_seconds, w.phase):
             d.log.warning("worker_stalled", job_id=w.job_id, pid=w.pid, seconds=round(now - w.last_change))
             w.stalled = True
             ask_stop(w, now)

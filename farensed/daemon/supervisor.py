@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +35,7 @@ class Worker:
     memory_share: float | None = None
     stop_sent_at: float | None = None  # monotonic
     stalled: bool = False
+    phase: str | None = None  # progress.json's phase when it last changed (None: not written yet)
     sleep_guard: subprocess.Popen | None = None  # caffeinate -w while this worker runs (macOS)
 
     @property
@@ -73,11 +75,20 @@ def progress_signature(run_dir: Path) -> tuple:
     return tuple(sig)
 
 
+def progress_phase(run_dir: Path) -> str | None:
+    """progress.json's `phase` (loading, compiling, training, ...), read without the model: cheap."""
+    try:
+        return json.loads((run_dir / PROGRESS).read_text(encoding="utf-8")).get("phase")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def watch(w: Worker, now: float) -> None:
     """Note progress-file changes (for the stall watchdog) and the worker's memory share."""
     sig = progress_signature(w.run_dir)
     if sig != w.last_sig:
         w.last_sig, w.last_change = sig, now
+        w.phase = progress_phase(w.run_dir)
     try:
         w.memory_share = psutil.Process(w.pid).memory_info().rss / psutil.virtual_memory().total
     except psutil.Error:
