@@ -35,6 +35,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,7 +294,11 @@ class Chaos:
     def do_disk_full(self, f: Fault, pid: int, step: int) -> str | None:
         job = next(j for j in self.jobs if j.id == f.target)
         f.expect = {"filled_at": time.time()}
-        written = rig.fill(job.mount, LEAVE[f.mode])
+        rig.signal_group(pid, signal.SIGSTOP)  # the disk fills in an instant, as far as the worker can tell
+        try:
+            written = rig.fill(job.mount, LEAVE[f.mode])
+        finally:
+            rig.signal_group(pid, signal.SIGCONT)
         self.disk_wait[job.id] = (f, time.monotonic())
         return f"{job.mount.name} filled with {written / 2**20:.1f} MiB at step {step}, {LEAVE[f.mode]} bytes left"
 
@@ -493,8 +498,12 @@ def main(argv=None) -> int:
           f" budget {args.minutes:g} min", flush=True)
     interrupted = True
     try:
-        if c.start() and c.references():
-            c.chaos()
+        try:
+            if c.start() and c.references():
+                c.chaos()
+        except Exception as e:  # noqa: BLE001 - a bug of the bench itself: still stop, report, clean up
+            traceback.print_exc()
+            c.aborted = f"bench error: {type(e).__name__}: {e}"
         stop_rc = c.stop()
         ok = report(c, stop_rc)
         interrupted = False

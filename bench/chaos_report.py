@@ -64,20 +64,30 @@ def json_lines(path: Path) -> list[dict]:
     return out
 
 
-def exception_lines(path: Path) -> list[str]:
-    """The last line of every Python traceback in a worker.log (the exception itself)."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    out, inside = [], False
-    for line in lines:
+FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)')
+
+
+def tracebacks(text: str) -> list[str]:
+    """Every Python traceback in `text`, each as one line: our frames, then the exception."""
+    out, frames, inside = [], [], False
+    for line in text.splitlines():
         if line.startswith("Traceback (most recent call last)"):
-            inside = True
+            inside, frames = True, []
+        elif inside and (m := FRAME.match(line)):
+            if "/farensed/" in m.group(1):
+                frames.append(f"{m.group(1).split('/farensed/')[-1]}:{m.group(2)} {m.group(3)}")
         elif inside and line and not line.startswith((" ", "\t")) and not line.startswith("During handling"):
-            out.append(line.strip()[:300])
+            exc = line.split('{"', 1)[0].strip()[:200]  # a full disk can cut the line; the next log line follows
+            out.append(" > ".join(frames[-6:]) + f": {exc}")
             inside = False
     return out
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 class Report:
@@ -211,11 +221,15 @@ class Report:
         own = [life for life in lives if life.returncode is not None and not life.injected]
         killed = sum(1 for life in lives if life.injected) - (self.stop_rc is not None)
         self.line(f"daemon processes: {len(lives)}; killed by the bench: {killed}; exits not injected: {len(own)}")
+        why: dict[str, list] = {}
         for life in own:
-            self.line(f"  daemon #{life.n} (pid {life.pid}) exited {life.returncode} after"
-                      f" {life.ended - life.started:.1f} s; stderr:")
-            for ln in life.stderr_tail(4) or ["(empty)"]:
-                self.line(f"    {ln[:400]}")
+            text = read_text(life.stderr)
+            key = (tracebacks(text) or [(life.stderr_tail(1) or ["(nothing on stderr)"])[-1]])[-1]
+            why.setdefault(key, []).append(life)
+        for key, group in why.items():
+            runs = ", ".join(f"#{life.n} rc {life.returncode} after {life.ended - life.started:.1f} s" for life in group)
+            self.line(f"  x{len(group)} ({runs}):")
+            self.line(f"    {key[:600]}")
         if own:
             self.fail.append(f"{len(own)} daemon exit(s) not injected")
         self.line(f"daemon exit at the final SIGTERM: {self.stop_rc}")
@@ -265,15 +279,17 @@ class Report:
                   f" warnings: " + (", ".join(f"{k} x{n}" for k, n in sorted(warns.items())) or "none"))
         for (event, msg), n in errors.most_common(12):
             self.line(f"  error x{n}: {event}: {msg}")
-        exc = Counter()
+        ends = Counter(f"{e.get('outcome')} (exit {e.get('returncode')})" for e in events
+                       if e.get("event") == "worker_exited")
+        self.line("worker ends: " + ", ".join(f"{k} x{n}" for k, n in ends.most_common()))
+        exc: Counter = Counter()
         for j in c.refs + c.jobs:
             rec = self.recs.get(j.id) or {}
-            out = Path(rec.get("output_dir") or "/nonexistent")
-            for ln in exception_lines(out / "worker.log"):
-                exc[re.sub(r"/tmp/farensed-chaos-\w+", "<home>", ln)] += 1
+            for ln in tracebacks(read_text(Path(rec.get("output_dir") or "/nonexistent") / "worker.log")):
+                exc[(j.id, re.sub(r"/tmp/farensed-chaos-\w+", "<home>", ln))] += 1
         self.line(f"worker tracebacks: {sum(exc.values())}")
-        for ln, n in exc.most_common(8):
-            self.line(f"  x{n}: {ln}")
+        for (job_id, ln), n in exc.most_common(8):
+            self.line(f"  {job_id} x{n}: {ln}")
 
 
 def _ts(event: dict) -> float:

@@ -317,16 +317,21 @@ def fill(mount: Path, leave: int) -> int:
     """Fill the filesystem at `mount` with one file until `leave` bytes are free; bytes written."""
     st = os.statvfs(mount)
     want = max(0, st.f_bavail * st.f_frsize - leave)
-    written, chunk = 0, b"\0" * (1 << 20)
-    with open(mount / FILLER, "ab") as f:
+    fd = os.open(mount / FILLER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
         try:
-            while written < want:
-                written += f.write(chunk[: min(len(chunk), want - written)])
-                f.flush()
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
-                raise
-    return written
+            os.posix_fallocate(fd, 0, want)  # at once, not a slow write the worker could race
+        except OSError:
+            pass
+        written, chunk = os.fstat(fd).st_size, b"\0" * (1 << 16)
+        while written < want:  # what fallocate left (and, for leave=0, the last pages)
+            written += os.write(fd, chunk[: min(len(chunk), want - written)])
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+    return os.stat(mount / FILLER).st_size
 
 
 def free(mount: Path) -> None:
