@@ -3,7 +3,7 @@
 N short jobs (the tiny demo model on data/, a few dozen steps, a checkpoint every 3) run
 through a real `farensed run` in a temp home. Reference runs of the same jobs go first,
 undisturbed, through the same daemon. Then, at seeded random moments (a random step of a
-running job plus a random delay), it injects:
+running job, or while its worker loads, plus a random delay), it injects:
 
   kill_worker         SIGKILL of the worker's process group
   kill_daemon         SIGKILL of the daemon alone (its worker lives on); restarted as launchd would
@@ -12,15 +12,18 @@ running job plus a random delay), it injects:
   corrupt_checkpoint  bytes flipped in the adapters of the newest checkpoint, of a running job
                       (stopped, corrupted, then killed) or of a job paused by a full disk; the
                       worker must fall back to the older checkpoint
-  disk_full           the job's output root is a small tmpfs (root only), filled up to leave
-                      less than a checkpoint needs: the job must pause; the bench then frees
-                      the space and runs `farensectl resume`. Not root (or no mount): the
-                      worker's `disk_full@N` fault hook instead.
+  disk_full           the job's output root is a small tmpfs (root only), filled in an instant
+                      (worker stopped meanwhile) to leave 1 MiB, less than a checkpoint needs
+                      (`nearly`), or, every second time, nothing at all (`full`): the job must
+                      pause; the bench then frees the space and runs `farensectl resume`. Not
+                      root (or no mount): the worker's `disk_full@N` fault hook instead.
 
 A daemon exit that the bench did not cause is counted, its stderr kept, and the daemon
-restarted a second later (five short-lived exits in a row: a crash loop, given up).
+restarted a second later. Five short-lived exits in a row are a crash loop: if a disk is
+full then, it is freed and the daemon restarted once more; otherwise the run stops there.
 
-    sudo .venv/bin/python bench/chaos.py [--jobs 8] [--seed 0] [--minutes 10] [--keep]
+    PYTHONPATH=. .venv/bin/python bench/chaos.py [--jobs 8] [--seed 0] [--minutes 10] [--keep]
+        [--skip remove_queued,disk_full/full] [--no-tmpfs]
 
 Exit status 0 on PASS: no job lost, no uninjected daemon exit, no job left unfinished, and
 every job whose faults are all resumable done with final and best adapters bit-identical to
@@ -97,6 +100,8 @@ def plan(n: int, steps: int, kinds: list[str], rng: random.Random,
         # a disk fill needs a checkpoint still to come; a daemon killed alone, a worker still running at its restart
         hi = {"disk_full": steps - CKPT_EVERY - 1, "kill_daemon": steps - 6}.get(kind, steps - 1)
         step = _spaced_step(job.id, faults, lo, hi, rng)
+        if kind.startswith("kill") and rng.random() < 0.2:
+            step = 0  # while the worker is still loading
         mode = {"corrupt_checkpoint": "running", "disk_full": "nearly"}.get(kind, "")
         faults.append(Fault(kind, job.id, job.id, step, rng.uniform(0, 0.3), mode))
     disks = [f for f in faults if f.kind == "disk_full"]
@@ -201,14 +206,16 @@ class Chaos:
         prog = rig.read_json(Path(rec.get("output_dir") or "/nonexistent") / "progress.json") or {}
         return prog.get("step")
 
-    def live_worker(self, job_id: str) -> tuple[int, int] | None:
-        """(worker pid, step) of this job's live worker, once it has finished loading."""
+    def live_worker(self, job_id: str, loading: bool = False) -> tuple[int, int] | None:
+        """(worker pid, step) of this job's live worker, once it has loaded (or while, with `loading`)."""
         rec = self.recs.get(job_id)
         if not rec or rec["state"] != "running" or not rec.get("worker_pid") or not rec.get("output_dir"):
             return None
         pid = rec["worker_pid"]
         prog = rig.read_json(Path(rec["output_dir"]) / "progress.json")
-        if not prog or prog.get("worker_pid") != pid or prog.get("phase") == "loading" or not rig.alive(pid):
+        if not prog or prog.get("worker_pid") != pid or not rig.alive(pid):
+            return None
+        if prog.get("phase") == "loading" and not loading:
             return None
         return pid, prog["step"]
 
@@ -236,7 +243,7 @@ class Chaos:
         for f in self.faults:
             if f.fired_at is not None or f.skipped or f.mode == "hook" or f.mode == "paused" or now < f.not_before:
                 continue
-            w = self.live_worker(f.when_job)
+            w = self.live_worker(f.when_job, loading=f.at_step == 0)
             if w is None or w[1] < f.at_step:
                 continue
             time.sleep(f.jitter)

@@ -117,7 +117,9 @@ class Report:
             self.line(f"note: {note}")
         self.line(f"wall time: references {c.timings.get('references', 0):.0f} s,"
                   f" chaos {c.timings.get('chaos', 0):.0f} s")
-        verdict = "PASS" if not self.fail else "FAIL: " + "; ".join(self.fail)
+        verdict = ("PASS: no job lost, no daemon exit the bench did not cause, every job finished, and every"
+                   " job whose faults are resumable bit-identical to its reference") if not self.fail else \
+            "FAIL: " + "; ".join(self.fail)
         self.line(verdict)
         return not self.fail
 
