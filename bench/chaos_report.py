@@ -68,7 +68,8 @@ FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)')
 
 
 def tracebacks(text: str) -> list[str]:
-    """Every Python traceback in `text`, each as one line: our frames, then the exception."""
+    """Every Python traceback in `text`, each as one line: our frames, then the exception (a
+    traceback cut short, e.g. by a full disk under worker.log, ends in "(cut off)")."""
     out, frames, inside = [], [], False
     for line in text.splitlines():
         if line.startswith("Traceback (most recent call last)"):
@@ -76,10 +77,15 @@ def tracebacks(text: str) -> list[str]:
         elif inside and (m := FRAME.match(line)):
             if "/farensed/" in m.group(1):
                 frames.append(f"{m.group(1).split('/farensed/')[-1]}:{m.group(2)} {m.group(3)}")
+        elif inside and line.startswith("{"):  # the next JSON log line: the traceback was cut
+            out.append(" > ".join(frames[-6:]) + ": (cut off)")
+            inside = False
         elif inside and line and not line.startswith((" ", "\t")) and not line.startswith("During handling"):
-            exc = line.split('{"', 1)[0].strip()[:200]  # a full disk can cut the line; the next log line follows
+            exc = line.split('{"', 1)[0].strip()[:200]  # a cut line runs into the next log line
             out.append(" > ".join(frames[-6:]) + f": {exc}")
             inside = False
+    if inside:
+        out.append(" > ".join(frames[-6:]) + ": (cut off)")
     return out
 
 
@@ -274,13 +280,14 @@ class Report:
     def evidence(self) -> None:
         c = self.c
         events = json_lines(c.home / "logs" / "farensed.jsonl")
-        errors = Counter((e.get("event"), str(e.get("error") or e.get("reason") or "")[:300])
+        errors = Counter((e.get("event"), " ".join(f"{k}={e[k]}" for k in ("phase", "at") if e.get(k)),
+                          str(e.get("error") or e.get("reason") or "")[:300])
                          for e in events if e.get("level") in ("error", "critical"))
         warns = Counter(e.get("event") for e in events if e.get("level") == "warning")
         self.line(f"daemon log: {len(events)} events; errors: {sum(errors.values())};"
                   f" warnings: " + (", ".join(f"{k} x{n}" for k, n in sorted(warns.items())) or "none"))
-        for (event, msg), n in errors.most_common(12):
-            self.line(f"  error x{n}: {event}: {msg}")
+        for (event, where, msg), n in errors.most_common(12):
+            self.line(f"  error x{n}: {event}{' (' + where + ')' if where else ''}: {msg}")
         ends = Counter(f"{e.get('outcome')} (exit {e.get('returncode')})" for e in events
                        if e.get("event") == "worker_exited")
         self.line("worker ends: " + ", ".join(f"{k} x{n}" for k, n in ends.most_common()))
