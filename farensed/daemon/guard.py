@@ -2,11 +2,13 @@
 
 Every phase of the loop runs under `phase()`: an error that escapes it is logged as
 `phase_failed` and the loop goes on. Work on one job runs under `for_job()`: an error there
-fails that job with a reason naming what was being done, and nothing else.
+fails that job with a reason naming what was being done, and nothing else; a full disk
+pauses it instead (`farensectl resume` once space is freed).
 """
 
 from __future__ import annotations
 
+import errno
 import time
 import traceback
 from contextlib import contextmanager
@@ -47,4 +49,7 @@ def for_job(d, job_id: str, phase_name: str, action: str):
         yield
     except Exception as e:  # noqa: BLE001 - one job's problem is that job's failure only
         d.guard.phase_failed(phase_name, e, job_id=job_id)
-        d.fail_job(job_id, f"{action}: {e}")
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # resumable once space is freed
+            d.fail_job(job_id, f"no disk space: {action}: {e}; free some space, then farensectl resume", "paused")
+        else:
+            d.fail_job(job_id, f"{action}: {e}")

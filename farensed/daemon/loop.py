@@ -85,8 +85,8 @@ class Daemon:
             unattended.job_finished(rec, str(summary) if summary.is_file() else None, self.cfg.hook, self.log)
         return rec
 
-    def fail_job(self, job_id: str, reason: str) -> None:
-        """Fail one job, whatever went wrong with it; never raises (guard.for_job calls it)."""
+    def fail_job(self, job_id: str, reason: str, to: str = "failed") -> None:
+        """Fail (or, for a full disk, pause) one job, whatever went wrong with it; never raises."""
         rec = self.records.get(job_id)
         if rec is None or rec.state in records.FINISHED:
             return
@@ -95,12 +95,13 @@ class Daemon:
             self.worker.proc.wait()
             unattended.stop_sleep_guard(self.worker.sleep_guard)
             self.worker = None
-        reset = {"stop_for": None, "worker_pid": None, "worker_started": None, "not_before": None}
+        reset = {"stop_for": None, "worker_pid": None, "worker_started": None, "not_before": None,
+                 "paused_by": "disk" if to == "paused" else None}
         try:
-            self.move(rec, "failed", reason, **reset)
+            self.move(rec, to, reason, **reset)
         except Exception as e:  # noqa: BLE001 - the record cannot be written: keep the truth in memory
-            self.log.error("job_record_not_saved", job_id=job_id, state="failed", error=str(e))
-            self.records[job_id] = rec.model_copy(update={"state": "failed", "reason": reason, **reset})
+            self.log.error("job_record_not_saved", job_id=job_id, state=to, error=str(e))
+            self.records[job_id] = rec.model_copy(update={"state": to, "reason": reason, **reset})
             self.dirty = True
 
     def save(self, rec, **changes) -> records.JobRecord:

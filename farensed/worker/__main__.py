@@ -6,6 +6,7 @@ Exits with a code from farensed.exitcodes; the daemon classifies the end by it a
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import traceback
 from pathlib import Path
@@ -57,6 +58,11 @@ def main(argv=None) -> int:
         return _end(run, log, "failed", str(e), EXIT_DIVERGED)
     except NoSpace as e:
         return _end(run, log, "stopped", str(e), EXIT_NO_SPACE)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):  # the disk filled between checkpoints: pause, not crash
+            return _end(run, log, "stopped", f"{e.filename or args.run_dir}: no disk space ({e.strerror});"
+                        f" free some space, then farensectl resume", EXIT_NO_SPACE)
+        raise
     except RuntimeError as e:
         if oom.is_oom_message(str(e)):  # outside a step (loading, eval): restart lower
             return _end(run, log, "stopped", str(e).splitlines()[0], EXIT_OOM_RESTART)
