@@ -92,7 +92,9 @@ def decide(outcome: Outcome, stop_for: str | None, crash_restarts: int, max_rest
     if k in ("bad_job", "diverged", "oom_exhausted"):
         return Decision("fail", why)
     if k == "no_space":
-        return Decision("pause", f"no disk space: {why}")
+        why = worker_reason or "the run folder's disk is full (the worker could not even record why)"
+        return Decision("pause", f"no disk space: {why}; free some space, then farensectl resume"
+                        if "farensectl resume" not in why else f"no disk space: {why}")
     if k == "oom":
         return Decision("restart", outcome.detail, downshift=True)
     if k == "gpu_fault":

@@ -59,7 +59,7 @@ def place_file(dirs: SpoolDirs, rec: JobRecord, missing_ok: bool = False) -> Non
     if have is None and missing_ok:
         return
     if have is None:
-        raise FarensedError(f"{want}: job file of {rec.id} not found in any spool state folder")
+        raise FarensedError(f"{want}: the job file of {rec.id} was removed from the spool (it is in no state folder)")
     move(have, want)
 
 
