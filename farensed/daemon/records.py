@@ -57,7 +57,7 @@ class JobRecord(_Model):
     not_before: float | None = None  # back-off: do not (re)start before this time
     worker_pid: int | None = None
     worker_started: float | None = None  # psutil create_time, to recognise the same process
-    paused_by: Literal["user", "battery", "disk"] | None = None  # who holds a paused job
+    paused_by: Literal["user", "battery", "disk", "host"] | None = None  # who holds a paused job
     history: list[Transition] = Field(default_factory=list)
 
 

@@ -9,10 +9,11 @@ from .. import oom
 from ..atomic import atomic_write_json
 from ..errors import FarensedError, StateError
 from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
+from ..hosts import HostGone
 from ..jobfile import load_job
 from ..run_folder import prepare_run
 from . import policy, unattended
-from .supervisor import Worker, ask_stop, classify_worker, kill, spawn, watch
+from .supervisor import Worker, ask_stop, classify_worker, kill, release, spawn, watch
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
 
@@ -35,6 +36,7 @@ def reap_worker(d) -> None:
             ask_stop(w, now)
         return
     d.worker = None
+    release(w)
     unattended.stop_sleep_guard(w.sleep_guard)
     settle(d, w, rc)
 
@@ -117,6 +119,10 @@ def start_next(d) -> None:
             rec = d.move(rec, "running", None)
         w = spawn(rec.id, run_dir, d.home.root)
         w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
+    except HostGone as e:  # waiting costs nothing; restarting against a missing host would burn the restarts
+        d.log.warning("worker_start_failed", job_id=rec.id, error=str(e))
+        d.move(rec, "paused", f"{e}; farensectl resume {rec.id} once it is back", paused_by="host")
+        return
     except (OSError, FarensedError) as e:
         d.log.error("worker_start_failed", job_id=rec.id, error=str(e))
         d.move(rec, "failed", f"{run_dir}: cannot start the worker: {e}")
