@@ -125,6 +125,25 @@ def test_the_first_step_of_two_ranks_sums_to_the_gradient_of_one_process(tmp_pat
     assert rel <= 1e-5
 
 
+def test_out_of_memory_on_one_rank_lowers_the_micro_batch_of_every_rank_at_the_same_step(tmp_path):
+    # Given 2 ranks under mlx.launch, rank 1 hit by MLX's out-of-memory error as step 3 starts
+    run = make_run(tmp_path, "r", two_ranks(worker_job(4)))
+    env = {**worker_env(), "OPENBLAS_NUM_THREADS": "1", "FARENSED_FAULTS": "oom@3:1"}
+    with open(run / "worker.log", "wb") as log:
+        subprocess.run([LAUNCH, "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--", PY, "-m",
+                        "farensed.worker", str(run), "--home", str(tmp_path), "--distributed", "ring"],
+                       check=True, env=env, timeout=180, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    # Then both ranks stepped down at step 3 and finished; rank 0 recorded why, naming rank 1
+    state = json.loads((run / "training_state.json").read_text())
+    assert (state["status"], state["step"], state["micro_batch"], state["grad_accumulation"]) == ("done", 4, 2, 4)
+    [d] = state["downshifts"]
+    assert (d["step"], d["to_micro_batch"], d["source"]) == (3, 2, "runtime_error")
+    assert d["reason"] == f"rank 1 on {socket.gethostname()} ran out of memory"
+    downs = [json.loads(x) for x in (run / "worker.log").read_text().splitlines() if '"oom_downshift"' in x]
+    assert sorted((e["rank"], e["step"], e["micro_batch"]) for e in downs) == [(0, 3, 2), (1, 3, 2)]
+    assert "Insufficient Memory" in next(e["reason"] for e in downs if e["rank"] == 1)
+
+
 def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_writes(runs):
     two, one, home = runs["two"], runs["one"], runs["home"]
     # Then the job is done, and training_state.json names both ranks with their host and pid
