@@ -63,7 +63,7 @@ def remote_names(hosts: list[HostfileHost]) -> list[str]:
 
 
 def local_addresses() -> set[str]:
-    names = {"localhost", socket.gethostname(), socket.getfqdn()}
+    names = {"localhost", socket.gethostname()}  # not getfqdn(): a DNS lookup can stall the daemon's intake
     for addrs in psutil.net_if_addrs().values():
         names |= {a.address.split("%")[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)}
     return names

@@ -193,7 +193,7 @@ def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and
         ctl("pause", "farense")
         wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 60, what="paused")
         state = json.loads((home / "checkpoints" / "farense" / "training_state.json").read_text())
-        assert state["step"] < STEPS and state["checkpoint"] == f"checkpoint_epoch0_step{state['step']}", state
+        assert state["step"] < STEPS and state["checkpoint"].endswith(f"_step{state['step']}"), state
         assert again["ranks"][1]["pid"] != ranks[1]["pid"]
         ctl("resume", "farense")
         wait_for(lambda: (record(home, "farense") or {}).get("state") == "done", 180, what="job done")
