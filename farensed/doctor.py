@@ -10,11 +10,15 @@ import stat
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import psutil
 
-from . import blas, metal, service, status_file
+from . import blas, hostinfo, metal, service, status_file
 from .daemon.lock import holder_pid
+from .errors import FarensedError
+from .hosts import rank_hosts
+from .jobfile import load_job
 from .paths import Home
 
 GB = 1024**3
@@ -141,6 +145,45 @@ def run_checks(home: Home) -> list[Check]:
     checks += [check_memory(), check_disk(home), check_spool(home), check_service(home)]
     checks += [c for c in (check_blas(), check_metal_relax(home), check_demo(home)) if c is not None]
     return checks
+
+
+def check_launcher() -> Check:
+    path = Path(sys.executable).parent / "mlx.launch"
+    if path.exists():
+        return Check("launch", "ok", f"{path} starts the ranks")
+    return Check("launch", "fail", f"{path} not found: mlx.launch comes with mlx", "rerun scripts/setup")
+
+
+def check_hosts(home: Home, job_file: Path) -> list[Check]:
+    """Every host of the job's [distributed] section answers and has what this machine has."""
+    try:
+        spec = load_job(job_file)
+        hosts = rank_hosts(spec.distributed, home) if spec.distributed else None
+    except FarensedError as e:
+        return [Check("hosts", "fail", str(e).splitlines()[0], f"farensectl validate {job_file}")]
+    if hosts is None:
+        return [Check("hosts", "warn", f"{job_file} has no [distributed] section: it runs on this machine alone")]
+    here = hostinfo.collect(home, spec.model, spec.data)
+    checks = [check_launcher()]
+    for name in dict.fromkeys(h.ssh for h in hosts):
+        ranks = ",".join(str(r) for r, h in enumerate(hosts) if h.ssh == name)
+        checks.append(host_check(name, ranks, here, hostinfo.ask(name, sys.executable, home.root, spec.model,
+                                                                 spec.data)))
+    return checks
+
+
+def host_check(name: str, ranks: str, here: dict, there: dict | str) -> Check:
+    """One host's line: unreachable, different (saying what), or the same as this machine (pure)."""
+    label = f"host {name} (rank {ranks})"
+    if isinstance(there, str):
+        return Check(label, "fail", f"does not answer: {there}",
+                     f"check that {name} is on and reachable, and that `ssh {name}` works without a password"
+                     " (ssh-copy-id)")
+    diffs = hostinfo.compare(here, there, name)
+    if diffs:
+        return Check(label, "fail", "; ".join(diffs), f"install the same farensed and mlx on {name} (scripts/setup)"
+                     " and copy the model and data to the same paths under the same home")
+    return Check(label, "ok", f"same farensed, mlx, BLAS, model and data as this machine ({there['platform']})")
 
 
 def as_json(checks: list[Check]) -> str:

@@ -8,6 +8,7 @@ EXIT_OOM_RESTART = 72  # out of memory the process cannot recover from: restart 
 EXIT_DIVERGED = 73  # loss or gradient non-finite several steps in a row
 EXIT_NO_SPACE = 74  # not enough disk for a checkpoint; paused with a reason
 EXIT_STOPPED = 75  # graceful stop on SIGTERM/SIGINT: checkpoint written (EX_TEMPFAIL)
+EXIT_PEER_LOST = 76  # data-parallel: another rank went away; this one cannot go on alone
 
 NAMES = {
     EXIT_OK: "ok",
@@ -18,4 +19,5 @@ NAMES = {
     EXIT_DIVERGED: "diverged",
     EXIT_NO_SPACE: "no_space",
     EXIT_STOPPED: "stopped",
+    EXIT_PEER_LOST: "peer_lost",
 }

@@ -42,6 +42,14 @@ class Downshift(_Model):
     at: float  # unix time
 
 
+class RankInfo(_Model):
+    """One process of a data-parallel job: where it runs."""
+
+    rank: int
+    host: str
+    pid: int
+
+
 class TrainingState(_Model):
     """training_state.json: where a run stands; rewritten atomically at every checkpoint."""
 
@@ -61,6 +69,7 @@ class TrainingState(_Model):
     best_step: int | None = None
     reason: str | None = None
     worker_pid: int | None = None
+    ranks: list[RankInfo] = Field(default_factory=list)  # a data-parallel job's processes (rank 0 first)
     updated_at: float = 0.0
 
 
@@ -180,6 +189,22 @@ class TrainingSummary(_Model):
     answers: list[Answer]
     adapters: str  # the folder holding the final adapters
     best_adapters: str
+
+
+class HostfileHost(_Model):
+    """One host of mlx's hostfile: the name to ssh to, its IPs (ring), its RDMA devices (jaccl)."""
+
+    ssh: str = Field(min_length=1)
+    ips: list[str] = Field(default_factory=list)
+    rdma: list[str | list[str] | None] = Field(default_factory=list)
+
+
+class MlxHostfile(_Model):
+    """mlx.launch's JSON hostfile (as mlx.distributed_config writes it); a bare list is its `hosts`."""
+
+    backend: str = ""
+    envs: list[str] = Field(default_factory=list)
+    hosts: list[HostfileHost] = Field(min_length=1)
 
 
 def read_model(path: Path, model: type[BaseModel]):

@@ -7,6 +7,7 @@ Defaults are the values of the user's M1 guide.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -79,6 +80,44 @@ class Generate(_Strict):
     temperature: float = Field(0.0, ge=0)
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+class Distributed(_Strict):
+    """Data-parallel over several processes, GPUs or machines, started by mlx.launch."""
+
+    backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = "ring"
+    hosts: list[str] | None = Field(None, min_length=1, description="IP addresses; the first is this machine (rank 0)")
+    hostfile: str | None = Field(None, description="mlx's JSON hostfile (mlx.distributed_config writes one)")
+    processes: int = Field(1, ge=1, le=64, description="processes per host (mlx.launch -n); one machine: the rank count")
+    port: int = Field(32323, ge=1024, le=65535, description="first TCP port of the ring backend (NCCL: its port)")
+
+    @model_validator(mode="after")
+    def _where(self):
+        if self.hosts is not None and self.hostfile is not None:
+            raise ValueError("give hosts or hostfile, not both")
+        if self.hostfile is not None and self.processes > 1:
+            raise ValueError("processes applies to hosts; in a hostfile, list a host once per process")
+        if self.hostfile is None and self.ranks < 2:
+            raise ValueError("fewer than 2 processes: set processes = 2 or more, or list 2 or more hosts")
+        if self.backend in ("ring", "nccl") and self.hosts and not all(map(_is_ip, self.hosts)):
+            raise ValueError(f"the {self.backend} backend needs IP addresses in hosts; for names, use a hostfile"
+                             " with ssh names and ips (mlx.distributed_config writes one)")
+        if self.backend == "jaccl" and self.hostfile is None:
+            raise ValueError("the jaccl backend needs a hostfile with the RDMA devices (mlx.distributed_config)")
+        return self
+
+    @property
+    def ranks(self) -> int:
+        """Processes in all (not known here for a hostfile: see farensed.hosts)."""
+        return len(self.hosts or ["127.0.0.1"]) * self.processes
+
+
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1)
@@ -95,6 +134,7 @@ class JobSpec(_Strict):
     cadence: Cadence = Field(default_factory=Cadence)
     memory: Memory = Field(default_factory=Memory)
     generate: Generate = Field(default_factory=Generate)
+    distributed: Distributed | None = None
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from . import status_file
 from .errors import StateError
-from .formats import PROGRESS, TRAINING_STATE, LiveProgress, TrainingState, read_model
+from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
 from .strict import Strict as _Model
 
 QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
@@ -49,6 +49,7 @@ class JobView(_Model):
     outcome: str | None = None
     restarts: int = 0
     worker_pid: int | None = None
+    ranks: list[RankInfo] | None = None  # a running data-parallel job's processes: rank, host, pid
     phase: str | None = None
     step: int = 0
     total_steps: int | None = None
@@ -105,6 +106,8 @@ def job_view(rec, live: bool = False) -> JobView:
                 "best_val_loss": ts.best_val_loss, "micro_batch": ts.micro_batch,
                 "grad_accumulation": ts.grad_accumulation, "grad_checkpoint": ts.grad_checkpoint,
                 "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at}
+        if live and ts.ranks and ts.updated_at >= (rec.worker_started or 0):  # this start's ranks, not the last's
+            upd["ranks"] = ts.ranks
     if pr is not None and (ts is None or pr.updated_at >= ts.updated_at or pr.step >= ts.step):
         upd |= {"step": pr.step, "total_steps": pr.total_steps or upd.get("total_steps"), "epoch": pr.epoch,
                 "train_loss": pr.train_loss, "val_loss": pr.val_loss, "best_val_loss": pr.best_val_loss,

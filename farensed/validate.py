@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .datasets import Example, Splits, load_splits
 from .errors import DataError, JobFileError
+from .hosts import HostfileError, is_this_machine, rank_hosts
 from .jobfile import Problem, key_lines, load_job
 from .jobspec import JobSpec
 from .paths import Home
@@ -57,6 +58,27 @@ def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: st
     root = home.checkpoints.resolve()
     if out != root and root not in out.parents:
         add("output", f"{out} is outside the checkpoints root {root}")
+
+
+def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
+    """The hostfile reads, the ring backend has IPs, and rank 0 (which owns the run folder) is here."""
+    dist = spec.distributed
+    key = "distributed.hostfile" if dist.hostfile else "distributed.hosts" if dist.hosts else "distributed"
+    add = lambda msg: rep.problems.append(Problem(rep.file, msg, lines.get(key) or lines.get("distributed"), key))  # noqa: E731
+    try:
+        hosts = rank_hosts(dist, home)
+    except HostfileError as e:
+        add(str(e))
+        return
+    if len(hosts) < 2:
+        add(f"{len(hosts)} host in the hostfile: a data-parallel job needs 2 or more")
+    if dist.backend == "ring" and not all(h.ips for h in hosts):
+        add("the ring backend needs `ips` for every host of the hostfile (mlx.distributed_config writes them)")
+    if not is_this_machine(hosts[0]):
+        add(f"rank 0 would run on {hosts[0].ssh}, not on this machine: list this machine first (rank 0 writes"
+            " the run folder the daemon watches)")
+    rep.notes.append(f"distributed: {len(hosts)} ranks, {dist.backend} backend, on "
+                     + ", ".join(dict.fromkeys(h.ssh for h in hosts)))
 
 
 def _tokenizer(spec: JobSpec, home: Home):
@@ -159,6 +181,8 @@ def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remo
                                     lines.get("trust_remote_code"), "trust_remote_code"))
     if check_paths:
         _check_paths(rep, spec, home, lines, job_id or path.stem)
+        if spec.distributed is not None:
+            _check_distributed(rep, spec, home, lines)
         if home.resolve(spec.data).exists():
             _check_data(rep, spec, home, lines, measure_tokens)
     return rep

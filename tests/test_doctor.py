@@ -56,3 +56,26 @@ def test_a_missing_demo_model_and_the_slow_blas_are_warnings_with_fixes(tmp_path
     assert checks["demo"]["level"] == "warn" and "demo_model --if-missing" in checks["demo"]["fix"]
     if sys.platform.startswith("linux"):
         assert checks["blas"]["level"] == "warn" and "libopenblas0-pthread" in checks["blas"]["fix"]
+
+
+def test_doctor_job_compares_every_host_with_this_one_and_names_the_one_that_is_gone(tmp_path):
+    # Given a home with the demo model and data, and a job over this machine and a host that does not exist
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "farense-tiny").symlink_to(REPO_ROOT / "models" / "farense-tiny")
+    (tmp_path / "data").symlink_to(REPO_ROOT / "data")
+    (tmp_path / "hosts.json").write_text(json.dumps({"hosts": [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]},
+                                                               {"ssh": "farensed-gone.invalid", "ips": ["127.0.0.1"]}]}))
+    job = tmp_path / "job.toml"
+    job.write_text('schema_version = 1\nname = "d"\nmodel = "models/farense-tiny"\ndata = "data"\n'
+                   '[distributed]\nhostfile = "hosts.json"\n')
+    # When doctor checks the job's hosts
+    proc = doctor(tmp_path, "--json", "--job", str(job))
+    # Then this machine, probed as 127.0.0.1 through the same command as a remote host, matches itself;
+    # the missing host fails with ssh's own words; and doctor exits 1
+    checks = _checks(proc)
+    assert checks["launch"]["level"] == "ok"
+    here = checks["host 127.0.0.1 (rank 0)"]
+    assert here["level"] == "ok" and here["detail"].startswith("same farensed, mlx, BLAS, model and data")
+    gone = checks["host farensed-gone.invalid (rank 1)"]
+    assert gone["level"] == "fail" and gone["detail"].startswith("does not answer:") and "ssh" in gone["fix"]
+    assert proc.returncode == 1 and json.loads(proc.stdout)["ok"] is False

@@ -168,3 +168,27 @@ def test_the_client_every_verb_and_the_job_schema_do_not_import_mlx():
             " [importlib.import_module('farensed.cli.' + mod) for mod, _ in m.VERBS.values()];"
             " sys.exit(1 if any(n.split('.')[0] in ('mlx', 'mlx_lm') for n in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_distributed_job_needs_a_readable_hostfile_with_ips_and_rank_0_on_this_machine(tmp_path):
+    # Given a hostfile over this machine and another one, and broken variants
+    import json
+
+    def hostfile(name, hosts):
+        (tmp_path / name).write_text(json.dumps({"hosts": hosts}))
+        return f'\n[distributed]\nhostfile = "{name}"\n'
+    here, there = {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "mac-b.invalid", "ips": ["192.0.2.7"]}
+    # Then a good one validates, with a note of its ranks
+    rep = _check(tmp_path, GOOD + hostfile("ok.json", [here, there]), measure_tokens=False)
+    assert rep.ok, _messages(rep)
+    assert "distributed: 2 ranks, ring backend, on 127.0.0.1, mac-b.invalid" in rep.notes
+    # And each broken one names the problem at the hostfile key's line
+    cases = {"missing.json": "missing.json: cannot read the hostfile",
+             "first-away.json": "rank 0 would run on mac-b.invalid, not on this machine",
+             "no-ips.json": "the ring backend needs `ips` for every host"}
+    hostfile("first-away.json", [there, here])
+    hostfile("no-ips.json", [here, {"ssh": "mac-b.invalid"}])
+    for name, expected in cases.items():
+        text = GOOD + f'\n[distributed]\nhostfile = "{name}"\n'
+        [msg] = _messages(_check(tmp_path, text, measure_tokens=False))
+        assert msg.startswith(f"{tmp_path / 'job.toml'}:12: distributed.hostfile: ") and expected in msg, msg

@@ -12,12 +12,17 @@ MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 @click.command()
 @home_option
 @click.option("--json", "json_out", is_flag=True, help="Machine-readable output.")
+@click.option("--job", "job_file", type=click.Path(dir_okay=False, exists=True),
+              help="Also check every host of this job's [distributed] section against this machine.")
 @clean_errors
-def doctor(home, json_out):
+def doctor(home, json_out, job_file):
     """Check this machine for unattended fine-tuning."""
+    from pathlib import Path
+
     from .. import doctor as d
 
-    checks = d.run_checks(get_home(home))
+    h = get_home(home)
+    checks = d.run_checks(h) + (d.check_hosts(h, Path(job_file)) if job_file else [])
     if json_out:
         click.echo(d.as_json(checks))
     else:

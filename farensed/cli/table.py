@@ -46,5 +46,7 @@ def job_detail(v: JobView) -> str:
             continue
         if k.endswith("_at") and isinstance(val, float):
             val = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(val))
+        if k == "ranks":
+            val = ", ".join(f"{r['rank']}: {r['host']} pid {r['pid']}" for r in val)
         lines.append(f"{k:>17}: {round(val, 4) if isinstance(val, float) else val}")
     return "\n".join(lines)

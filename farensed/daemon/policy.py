@@ -5,6 +5,7 @@ No processes, files or clock here; every input is an argument.
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
 from typing import Iterable, Literal
@@ -64,6 +65,23 @@ def classify(returncode: int, stderr_tail: str = "", memory_share: float | None 
     if sig is not None:
         return Outcome("crash", f"terminated unexpectedly ({signal_name(sig)})")
     return Outcome("crash", f"exit code {returncode}: {_last_line(stderr_tail) or 'crash'}")
+
+
+RANK_END = re.compile(r"Node with rank (\d+) (?:exited with code (-?\d+)|was killed)")
+ECHOES = frozenset({ec.EXIT_PEER_LOST, ec.EXIT_STOPPED, -signal.SIGTERM, 128 + signal.SIGTERM})
+
+
+def launched_exit(returncode: int, tail: str, rank0_done: bool) -> tuple[int, int | None]:
+    """(exit code, rank) that ended a job started by mlx.launch, which itself exits 0 whatever its
+    ranks did: from its "Node with rank N exited with code C" lines, the first one that is not an
+    echo of another rank's end (peer lost, or stopped or killed by the launcher on the way out)."""
+    if returncode != 0:  # the launcher itself was killed (stall, stop grace) or refused the command
+        return returncode, None
+    ends = [(int(r), int(c) if c else -signal.SIGTERM) for r, c in RANK_END.findall(tail)]
+    if not ends:
+        return (ec.EXIT_OK if rank0_done else ec.EXIT_CRASH), None
+    rank, code = next((e for e in ends if e[1] not in ECHOES), ends[0])
+    return code, rank
 
 
 def _last_line(text: str, containing: str = "") -> str:

@@ -56,7 +56,7 @@ class JobRecord(_Model):
     not_before: float | None = None  # back-off: do not (re)start before this time
     worker_pid: int | None = None
     worker_started: float | None = None  # psutil create_time, to recognise the same process
-    paused_by: Literal["user", "battery", "disk"] | None = None  # who holds a paused job
+    paused_by: Literal["user", "battery", "disk", "host"] | None = None  # who holds a paused job
     model_local: bool | None = None  # the model was a local folder when the job was queued (not a hub id)
     history: list[Transition] = Field(default_factory=list)
 

@@ -9,12 +9,13 @@ from .. import oom
 from ..atomic import atomic_write_json
 from ..errors import FarensedError, StateError
 from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
+from ..hosts import HostGone
 from ..jobfile import load_job
 from ..run_folder import prepare_run
 from ..validate import looks_like_hub_id
 from . import policy, unattended
 from .guard import for_job
-from .supervisor import Worker, ask_stop, classify_worker, kill, spawn, watch
+from .supervisor import Worker, ask_stop, classify_worker, kill, release, spawn, watch
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
 
@@ -37,6 +38,7 @@ def reap_worker(d) -> None:
             ask_stop(w, now)
         return
     d.worker = None
+    release(w)
     unattended.stop_sleep_guard(w.sleep_guard)
     with for_job(d, w.job_id, "reap_worker", f"{w.run_dir}: settling the worker's end (exit {rc})"):
         settle(d, w, rc)
@@ -119,7 +121,12 @@ def start_next(d) -> None:
         run_dir = prepare_run(job_file, Path(rec.output_dir))
         if rec.state == "queued":
             rec = d.move(rec, "running", None)
-        w = spawn(rec.id, run_dir, d.home.root, d.cfg.worker_python, d.cfg.metal_relax)
+        try:
+            w = spawn(rec.id, run_dir, d.home.root, d.cfg.worker_python, d.cfg.metal_relax)
+        except HostGone as e:  # waiting costs nothing; restarting against a missing host would burn the restarts
+            d.log.warning("worker_start_failed", job_id=rec.id, error=str(e))
+            d.move(rec, "paused", f"{e}; farensectl resume {rec.id} once it is back", paused_by="host")
+            return
         d.worker = w
         w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
         d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)

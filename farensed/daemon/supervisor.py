@@ -13,9 +13,11 @@ from pathlib import Path
 
 import psutil
 
-from .. import blas, metal
-from ..formats import PROGRESS, TRAINING_STATE, WORKER_LOG
-from .policy import classify
+from .. import metal
+from ..formats import PROGRESS, TRAINING_STATE, WORKER_LOG, TrainingState
+from ..paths import Home
+from . import launch
+from .policy import Outcome, classify, launched_exit
 
 TAIL_BYTES = 64 * 1024
 
@@ -37,31 +39,51 @@ class Worker:
     stalled: bool = False
     phase: str | None = None  # progress.json's phase when it last changed (None: not written yet)
     sleep_guard: subprocess.Popen | None = None  # caffeinate -w while this worker runs (macOS)
+    ranks: int = 1  # >1: mlx.launch runs the ranks of a data-parallel job
+    nudge: int | None = None  # write end of mlx.launch's stdin (see watch)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
 
-def worker_env(metal_relax: bool = True) -> dict[str, str]:
-    """The worker's environment: the fast BLAS (Linux CPU), Metal's relaxed watchdog (macOS)."""
-    return metal.relax_env(blas.worker_env(), metal_relax)
-
-
 def spawn(job_id: str, run_dir: Path, home_root: Path, python: str = sys.executable,
           metal_relax: bool = True) -> Worker:
-    """Start `python -m farensed.worker RUN_DIR` in a new session, output appended to worker.log."""
+    """Start `python -m farensed.worker RUN_DIR` (through mlx.launch for a data-parallel job) in a
+    new session, output appended to worker.log. HostGone when a host of the job does not answer."""
+    p = launch.plan(run_dir, Home(home_root), python, metal.relax_env(dict(os.environ), metal_relax))
+    stdin, nudge = os.pipe() if p.launched else (subprocess.DEVNULL, None)
     log_path = run_dir / WORKER_LOG
-    with open(log_path, "ab") as out:
-        offset = out.tell()
-        proc = subprocess.Popen([python, "-m", "farensed.worker", str(run_dir), "--home", str(home_root)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=worker_env(metal_relax), start_new_session=True, cwd=str(home_root))
+    try:
+        with open(log_path, "ab") as out:
+            offset = out.tell()
+            proc = subprocess.Popen(p.command, stdin=stdin, stdout=out, stderr=subprocess.STDOUT, env=p.env,
+                                    start_new_session=True, cwd=str(home_root))
+    except OSError:
+        release_fd(nudge)
+        raise
+    finally:
+        if nudge is not None:
+            os.close(stdin)
     try:
         created = psutil.Process(proc.pid).create_time()
     except psutil.Error:
         created = time.time()
-    return Worker(job_id, run_dir, proc, created, offset)
+    return Worker(job_id, run_dir, proc, created, offset, ranks=p.ranks, nudge=nudge)
+
+
+def release_fd(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def release(w: Worker) -> None:
+    """After the worker is reaped: close what the daemon held for it."""
+    release_fd(w.nudge)
+    w.nudge = None
 
 
 def progress_signature(run_dir: Path) -> tuple:
@@ -84,15 +106,32 @@ def progress_phase(run_dir: Path) -> str | None:
 
 
 def watch(w: Worker, now: float) -> None:
-    """Note progress-file changes (for the stall watchdog) and the worker's memory share."""
+    """Note progress-file changes (for the stall watchdog) and the memory share of the worker
+    (with its ranks, for a data-parallel job)."""
     sig = progress_signature(w.run_dir)
     if sig != w.last_sig:
         w.last_sig, w.last_change = sig, now
         w.phase = progress_phase(w.run_dir)
+        nudge_launcher(w)
     try:
-        w.memory_share = psutil.Process(w.pid).memory_info().rss / psutil.virtual_memory().total
+        proc = psutil.Process(w.pid)
+        rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        w.memory_share = rss / psutil.virtual_memory().total
     except psutil.Error:
         pass
+
+
+def nudge_launcher(w: Worker) -> None:
+    """mlx.launch (0.32) polls each rank's stdin pipe, which is always writable, in a busy loop that
+    holds most of a core. The ranks close their stdin as they start; one byte through the launcher
+    then fails to reach them and it stops polling those pipes. Sent on progress changes: by rank 0's
+    first write every rank has started. A byte reaching a rank that still reads stdin is harmless."""
+    if w.nudge is not None:
+        try:
+            os.write(w.nudge, b"\n")
+        except OSError:
+            release_fd(w.nudge)
+            w.nudge = None
 
 
 def signal_group(pid: int, sig: int) -> bool:
@@ -160,5 +199,17 @@ def stop_orphan(proc: psutil.Process, grace: float, log) -> None:
 
 
 def classify_worker(w: Worker, returncode: int):
-    """The policy's reading of this worker's end."""
-    return classify(returncode, stderr_tail(w), w.memory_share, w.stalled, w.stop_sent_at is not None)
+    """The policy's reading of this worker's end (for mlx.launch, of the rank whose end ended the job)."""
+    tail, stop_sent = stderr_tail(w), w.stop_sent_at is not None
+    if w.ranks == 1:
+        return classify(returncode, tail, w.memory_share, w.stalled, stop_sent)
+    code, rank = launched_exit(returncode, tail, rank0_done(w.run_dir))
+    outcome = classify(code, tail, w.memory_share, w.stalled, stop_sent)
+    return outcome if rank is None else Outcome(outcome.kind, f"rank {rank}: {outcome.detail}")
+
+
+def rank0_done(run_dir: Path) -> bool:
+    try:
+        return TrainingState.model_validate_json((run_dir / TRAINING_STATE).read_bytes()).status == "done"
+    except (OSError, ValueError):
+        return False

@@ -1,4 +1,5 @@
-"""`python -m farensed.worker RUN_DIR [--home DIR]`: train the job in RUN_DIR/job.toml.
+"""`python -m farensed.worker RUN_DIR [--home DIR] [--distributed BACKEND]`: train the job in
+RUN_DIR/job.toml (with --distributed, as one rank of several started by mlx.launch).
 
 Exits with a code from farensed.exitcodes; the daemon classifies the end by it alone.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from .. import logs, oom
 from ..errors import DataError, JobFileError
 from ..exitcodes import (EXIT_BAD_JOB, EXIT_CRASH, EXIT_DIVERGED, EXIT_NO_SPACE, EXIT_OK, EXIT_OOM_EXHAUSTED,
-                         EXIT_OOM_RESTART, EXIT_STOPPED)
+                         EXIT_OOM_RESTART, EXIT_PEER_LOST, EXIT_STOPPED)
 from ..paths import Home
 
 
@@ -23,6 +24,8 @@ def parse(argv):
     ap.add_argument("run_dir", type=Path, help="the job's output folder, holding job.toml")
     ap.add_argument("--home", help="farensed home (default $FARENSED_HOME or the repository)")
     ap.add_argument("--no-compile", action="store_true", help="do not mx.compile the step (debugging)")
+    ap.add_argument("--distributed", metavar="BACKEND", choices=["ring", "jaccl", "mpi", "nccl", "any"],
+                    help="one rank of a data-parallel job (mx.distributed backend), as mlx.launch starts it")
     return ap.parse_args(argv)
 
 
@@ -32,19 +35,26 @@ def main(argv=None) -> int:
     log = logs.get(run_dir=str(args.run_dir))
     run = None
     try:
+        from . import distributed
         from .checkpoint import NoSpace
         from .finish import finish
         from .model import BadJob
         from .run import Run
         from .trainer import Diverged, OomExhausted, StopRequested
 
-        run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile)
+        dist = distributed.init(args.distributed)
+        if dist.size > 1:
+            log = log.bind(rank=dist.rank)
+        run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile, dist=dist)
         log = log.bind(job=run.spec.name)
         run.log = log
         run.install_signals()  # a stop while loading exits EXIT_STOPPED at once: nothing to save yet
         run.load()
         run.resume()
         run.train()
+        if not dist.is_root:  # rank 0 writes the outputs
+            log.info("rank_done", steps=run.trainer.p.step)
+            return EXIT_OK
         summary = finish(run)
         log.info("job_done", steps=summary.steps, best_val_loss=summary.best_val_loss, seconds=summary.seconds)
         return EXIT_OK
@@ -66,6 +76,8 @@ def main(argv=None) -> int:
     except RuntimeError as e:
         if oom.is_oom_message(str(e)):  # outside a step (loading, eval): restart lower
             return _end(run, log, "stopped", str(e).splitlines()[0], EXIT_OOM_RESTART)
+        if run is not None and run.dist.size > 1 and distributed.is_peer_lost(str(e)):
+            return _end(run, log, "stopped", f"another rank went away: {str(e).splitlines()[0]}", EXIT_PEER_LOST)
         traceback.print_exc()
         return _end(run, log, "failed", f"crash: {e}", EXIT_CRASH)
 

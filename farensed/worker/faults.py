@@ -13,6 +13,10 @@ worker starts computing optimizer step STEP (1-based):
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
   hang@N         stop making progress (sleep) until killed, for the stall watchdog
   term_in_eval@N SIGTERM itself in the middle of the evaluation after step N
+
+In a data-parallel job every rank fires an unqualified fault; KIND@STEP:RANK fires on that
+rank only (kill@5:1 is rank 1 killed as step 5 starts). Ranks other than 0 keep their
+markers as .fault-KIND-STEP-rRANK.
 """
 
 from __future__ import annotations
@@ -34,14 +38,25 @@ MESSAGES = {
 }
 
 
+def _parse(spec: str, rank: int) -> list[tuple[str, int]]:
+    """(kind, step) of the faults planned for `rank`."""
+    out = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        kind, _, where = part.partition("@")
+        step, _, only = where.partition(":")
+        if not only or int(only) == rank:
+            out.append((kind, int(step)))
+    return out
+
+
 class Faults:
-    def __init__(self, run_dir: Path, spec: str | None = None):
+    def __init__(self, run_dir: Path, spec: str | None = None, rank: int = 0):
         spec = os.environ.get(ENV, "") if spec is None else spec
-        self.run_dir = run_dir
-        self.planned = [(k, int(s)) for k, _, s in (p.strip().partition("@") for p in spec.split(",") if p.strip())]
+        self.run_dir, self.rank = run_dir, rank
+        self.planned = _parse(spec, rank)
 
     def _fire_once(self, kind: str, step: int) -> bool:
-        marker = self.run_dir / f".fault-{kind}-{step}"
+        marker = self.run_dir / (f".fault-{kind}-{step}" + (f"-r{self.rank}" if self.rank else ""))
         if marker.exists():
             return False
         marker.touch()

@@ -21,11 +21,13 @@ from .. import oom
 from ..atomic import atomic_write_json
 from ..exitcodes import EXIT_STOPPED
 from ..datasets import Example, load_splits
-from ..formats import JOB_FILE, PROGRESS, TRAINING_STATE, LiveProgress, MetricsRow, TrainingState, read_model
-from ..jobfile import load_job
+from ..formats import (JOB_FILE, PROGRESS, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow, TrainingState,
+                       read_model)
+from ..jobfile import load_job, parse_job
 from ..jobspec import JobSpec
 from ..paths import Home
 from . import batching, checkpoint, outputs
+from .distributed import Solo
 from .faults import Faults
 from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
 from .step import make_optimizer
@@ -52,12 +54,22 @@ def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
 class Run:
     """Ties the trainer to the run folder: resume, cadences, progress, checkpoints, outputs."""
 
-    def __init__(self, run_dir: Path, home: Home, log, compile: bool = True):
+    def __init__(self, run_dir: Path, home: Home, log, compile: bool = True, dist=None):
         self.dir, self.home, self.log = run_dir, home, log
-        self.spec = load_job(run_dir / JOB_FILE)
-        self.state = initial_state(run_dir, self.spec)
+        self.dist = dist or Solo()  # a data-parallel job's rank; only rank 0 writes in the run folder
+        self.spec, self.state = self._read_job_and_state()
         self.last_checkpoint = self.state.checkpoint
         self.compile = compile
+
+    def _read_job_and_state(self) -> tuple[JobSpec, TrainingState]:
+        """Rank 0 reads job.toml and training_state.json; other ranks (other hosts) get them from it."""
+        path = self.dir / JOB_FILE
+
+        def read() -> dict:
+            spec = load_job(path)  # every problem with its line
+            return {"job": path.read_text(encoding="utf-8"), "state": initial_state(self.dir, spec).model_dump(mode="json")}
+        got = self.dist.from_root(read)
+        return parse_job(got["job"], str(path)), TrainingState.model_validate(got["state"])
 
     # --- set-up -------------------------------------------------------------------------
     def load(self) -> None:
@@ -75,7 +87,9 @@ class Run:
         self.optimizer.init(self.model.trainable_parameters())
         setting = oom.MemorySetting(self.state.micro_batch, self.state.grad_checkpoint)
         self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, setting,
-                               Faults(self.dir), self.log, self.compile)
+                               Faults(self.dir, rank=self.dist.rank), self.log, self.compile, dist=self.dist)
+        self.dist.check_same("the tokenized training data (data, max_seq_length, mask_prompt, tokenizer)",
+                             self.trainer.fingerprint)
         if spec.memory.budget_gb:
             mx.set_memory_limit(int(spec.memory.budget_gb * 1024**3))
 
@@ -91,12 +105,32 @@ class Run:
                       source=self.splits.source)
 
     def resume(self) -> None:
-        """Continue from the newest checkpoint that verifies; a fresh start if there is none."""
+        """Continue from the newest checkpoint that verifies; a fresh start if there is none.
+        Rank 0 reads it; every rank then holds rank 0's adapters, optimizer state and cursor."""
+        found = self.dist.from_root(self._load_newest)
+        self.dist.sync_from_root(self.model, self.optimizer)
+        if found is None:
+            if self.dist.is_root:
+                outputs.rewrite_metrics(self.dir, [])
+            return
+        cs = CheckpointState.model_validate(found["state"])
+        rows = [MetricsRow.model_validate_json(line) for line in found["metrics"].splitlines() if line]
+        self.trainer.restore(cs, rows)
+        lower = min(cs.micro_batch, self.state.micro_batch)  # the daemon may have lowered it since
+        self.trainer.setting = oom.MemorySetting(lower, cs.grad_checkpoint or self.state.grad_checkpoint)
+        self.trainer.downshifts = list(self.state.downshifts)
+        self.trainer._build()
+        if self.dist.is_root:
+            outputs.rewrite_metrics(self.dir, rows)
+        self.last_checkpoint = found["name"]
+        self.log.info("resumed", checkpoint=found["name"], step=cs.step, micro_batch=lower)
+
+    def _load_newest(self) -> dict | None:
+        """Load the newest valid checkpoint's tensors into the model and optimizer; its name, state, metrics."""
         checkpoint.clean_temp(self.dir)
         ck = checkpoint.newest_valid(self.dir, self.log)
         if ck is None:
-            outputs.rewrite_metrics(self.dir, [])
-            return
+            return None
         cs, tensors, metrics_text = checkpoint.load_state(ck)
         if cs.data_fingerprint not in (None, self.trainer.fingerprint):
             raise BadJob(f"{self.home.resolve(self.spec.data)}: the training data (or max_seq_length, mask_prompt,"
@@ -105,15 +139,7 @@ class Run:
         self.model.load_weights(list(tensors["adapters.safetensors"].items()), strict=False)
         saved = tensors["optimizer.safetensors"]
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
-        rows = [MetricsRow.model_validate_json(line) for line in metrics_text.splitlines() if line]
-        self.trainer.restore(cs, rows)
-        lower = min(cs.micro_batch, self.state.micro_batch)  # the daemon may have lowered it since
-        self.trainer.setting = oom.MemorySetting(lower, cs.grad_checkpoint or self.state.grad_checkpoint)
-        self.trainer.downshifts = list(self.state.downshifts)
-        self.trainer._build()
-        outputs.rewrite_metrics(self.dir, rows)
-        self.last_checkpoint = ck.name
-        self.log.info("resumed", checkpoint=ck.name, step=cs.step, micro_batch=lower)
+        return {"name": ck.name, "state": cs.model_dump(mode="json"), "metrics": metrics_text}
 
     # --- the loop ----------------------------------------------------------------------
     def train(self) -> None:
@@ -124,8 +150,9 @@ class Run:
         if tr.p.step == 0 or tr.p.eval_pending:  # step 0: the base model's loss, where the curves start
             self.eval_now()
         while tr.p.step < tr.total:
-            if tr.stop_requested:
+            if self.dist.stopping(tr.stop_requested):
                 self.save_checkpoint()
+                self.dist.barrier()
                 raise StopRequested(f"stopped by signal at step {tr.p.step}")
             tr.train_step()
             if tr.p.elapsed == base:  # first step of this process: how long a (re)start costs
@@ -143,10 +170,13 @@ class Run:
                 last_ckpt = time.monotonic()
         if tr.p.eval_pending:  # the final evaluation was cut short by a stop: resume redoes it
             self.save_checkpoint()
+            self.dist.barrier()
             raise StopRequested(f"stopped by signal during the evaluation at step {tr.p.step}")
 
     def record(self, row: MetricsRow) -> None:
         self.trainer.p.metrics.append(row)
+        if not self.dist.is_root:
+            return
         outputs.append_metrics(self.dir, row)
         self.log.info("step_report", **{k: v for k, v in row.model_dump().items() if v is not None})
         self.write_progress()
@@ -164,11 +194,14 @@ class Run:
         tr.p.val_loss = val
         if tr.p.best_val_loss is None or val < tr.p.best_val_loss:
             tr.p.best_val_loss, tr.p.best_step = val, tr.p.step
-            outputs.write_adapter_folder(self.dir / "adapters", adapter_weights(self.model), self.adapter_config)
-            self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
+            if self.dist.is_root:
+                outputs.write_adapter_folder(self.dir / "adapters", adapter_weights(self.model), self.adapter_config)
+                self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
         self.record(tr.row("eval", val_loss=val))
 
     def save_checkpoint(self) -> None:
+        if not self.dist.is_root:
+            return
         tr, t0 = self.trainer, time.monotonic()
         tensors = {"adapters.safetensors": adapter_weights(self.model),
                    "optimizer.safetensors": dict(tree_flatten(self.optimizer.state))}
@@ -186,9 +219,11 @@ class Run:
 
     # --- state files -------------------------------------------------------------------
     def write_state(self, status: str, reason: str | None = None) -> None:
+        if not self.dist.is_root:
+            return
         tr = getattr(self, "trainer", None)
         upd = {"status": status, "reason": reason, "worker_pid": os.getpid(), "updated_at": time.time(),
-               "checkpoint": self.last_checkpoint}
+               "checkpoint": self.last_checkpoint, "ranks": list(self.dist.ranks)}
         if tr is not None:
             upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": tr.epoch,
                     "micro_batch": tr.setting.micro_batch, "grad_checkpoint": tr.setting.grad_checkpoint,
@@ -198,6 +233,8 @@ class Run:
         atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
 
     def write_progress(self, phase: str = "training") -> None:
+        if not self.dist.is_root:
+            return
         tr = self.trainer
         last_train = next((r for r in reversed(tr.p.metrics) if r.kind == "train"), None)
         sps = last_train.steps_per_sec if last_train else None
@@ -214,6 +251,8 @@ class Run:
             eta_seconds=round((tr.total - tr.p.step) / sps, 1) if sps else None, phase=phase, updated_at=time.time()))
 
     def write_progress_loading(self) -> None:
+        if not self.dist.is_root:
+            return
         t = self.spec.training
         atomic_write_json(self.dir / PROGRESS, LiveProgress(
             worker_pid=os.getpid(), step=self.state.step, total_steps=self.state.total_steps, epoch=self.state.epoch,

@@ -16,6 +16,7 @@ from ..formats import CheckpointState, Cursor, Downshift, MetricsRow
 from ..jobspec import JobSpec
 from ..schedule import learning_rate, steps_per_epoch, total_steps
 from . import batching
+from .distributed import Solo
 from .faults import Faults
 from .step import StepFunctions, all_finite
 
@@ -69,8 +70,9 @@ class Progress:
 class Trainer:
     def __init__(self, spec: JobSpec, model, optimizer, train: batching.Tokenized,
                  valid: batching.Tokenized | None, setting: oom.MemorySetting, faults: Faults, log,
-                 compile: bool = True):
+                 compile: bool = True, dist=None):
         self.spec, self.model, self.optimizer, self.log = spec, model, optimizer, log
+        self.dist = dist or Solo()  # data-parallel: this rank's share of each step, sums over ranks
         self.train, self.valid, self.faults, self.compile = train, valid, faults, compile
         self.total = total_steps(spec.training, len(train.tokens))
         self.per_epoch = steps_per_epoch(spec.training, len(train.tokens))
@@ -132,7 +134,10 @@ class Trainer:
         idx = self.step_examples()
         while True:
             try:
-                loss, ntoks, grad = self.gradient(idx, self.setting.micro_batch)
+                # every rank computes its share; the sum over ranks is the whole step's
+                loss, ntoks, grad = self.dist.step_sum(
+                    lambda: self.gradient(self.dist.share(idx, self._lengths), self.setting.micro_batch),
+                    self.model.trainable_parameters(), self.stop_requested)
                 break
             except OutOfMemory as e:
                 self.downshift(str(e), e.source)
@@ -195,15 +200,18 @@ class Trainer:
         if self.spec.cadence.val_batches:
             mbs = mbs[: self.spec.cadence.val_batches]
         total, count = mx.array(0.0), mx.array(0.0)
-        for mb in mbs:
+        for mb in self.dist.rounds(mbs):  # ranks take the micro-batches in turns
             self.faults.in_eval(self.p.step)
-            if self.stop_requested:  # a 7B eval can take a minute: do not make the stop wait for it
+            if self.dist.agree_stop(self.stop_requested):  # a 7B eval can take a minute: do not make the stop wait for it
                 self.model.train()
                 raise EvalInterrupted(f"evaluation at step {self.p.step} interrupted")
+            if mb is None:
+                continue
             arrays = batching.padded(self.valid, mb, self.spec.training.max_seq_length)
             loss, n = self.fns.evaluate_loss(*(mx.array(a) for a in arrays))
             total, count = total + loss, count + n
             mx.eval(total, count)
+        total, count = self.dist.sum(total, count)
         self.model.train()
         return total.item() / max(count.item(), 1.0)
 
