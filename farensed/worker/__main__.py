@@ -32,9 +32,10 @@ def main(argv=None) -> int:
     run = None
     try:
         from .checkpoint import NoSpace
-        from .finish import finish
+        from .finish import complete, finish
         from .model import BadJob
         from .run import Run
+        from .scoring import score
         from .trainer import Diverged, OomExhausted, StopRequested
 
         run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile)
@@ -43,8 +44,11 @@ def main(argv=None) -> int:
         run.install_signals()  # a stop while loading exits EXIT_STOPPED at once: nothing to save yet
         run.load()
         run.resume()
-        run.train()
-        summary = finish(run)
+        run.note_loaded()
+        if not run.scoring_pending:  # a restart after training ended scores what is left, no more
+            run.train()
+            finish(run)
+        summary = complete(run, score(run, run.trainer.p.elapsed))
         log.info("job_done", steps=summary.steps, best_val_loss=summary.best_val_loss, seconds=summary.seconds)
         return EXIT_OK
     except StopRequested as e:
