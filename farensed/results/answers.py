@@ -1,4 +1,5 @@
-"""The answers to the job's generate prompts (training_summary.json), as `status JOB` shows them."""
+"""The answers to the job's generate prompts and the answer scores (training_summary.json,
+answers.jsonl), as `status JOB` shows them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import textwrap
 from pathlib import Path
 
 from ..formats import SUMMARY, TrainingSummary
-from .rundata import maybe
+from .answer_scores import means_lines, run_scores
+from .rundata import load_run, maybe
 
 
 def answers_text(run_dir: Path | str, width: int = 100) -> str:
@@ -21,4 +23,19 @@ def answers_text(run_dir: Path | str, width: int = 100) -> str:
         for i, para in enumerate(paras):
             first = "  A: " if i == 0 else "     "
             lines += textwrap.wrap(para, width, initial_indent=first, subsequent_indent="     ") or [first.rstrip()]
+    return "\n".join(lines)
+
+
+def scores_text(run_dir: Path | str) -> str:
+    """The answer scores; while scoring runs, the means of the answers so far."""
+    if not Path(run_dir).is_dir():  # a queued job's folder does not exist yet
+        return ""
+    data = load_run(Path(run_dir))
+    scores = run_scores(data)
+    if scores is None:
+        return ""
+    lines = means_lines(scores)
+    if data.summary is None or data.summary.scores is None:
+        plan = data.state.scoring
+        lines[0] = f"scoring: {len(data.answers)} of {plan.examples + plan.prompts} questions answered so far"
     return "\n".join(lines)
