@@ -75,13 +75,17 @@ def prompt_questions(spec: JobSpec, splits: Splits | None) -> list[Question]:
             for i, p in enumerate(spec.generate.prompts)]
 
 
-def planned_count(setting: int | str, available: int, budget_seconds: float, seconds_each: float) -> int:
-    """How many held-out examples to answer: the setting, or ("auto") as many as fit the budget
-    (at least one, so every run shows a score)."""
+def planned_count(setting: int | str, costs: list[float], budget_seconds: float) -> int:
+    """How many held-out examples to answer: the setting, or ("auto") the longest run of them, in
+    order, whose estimated costs fit the budget (at least one, so every run shows a score)."""
     if setting != "auto":
-        return min(int(setting), available)
-    fit = int(budget_seconds / seconds_each) if seconds_each > 0 else available
-    return min(available, max(1, fit))
+        return min(int(setting), len(costs))
+    n, total = 0, 0.0
+    for cost in costs:
+        if n and total + cost > budget_seconds:
+            break
+        n, total = n + 1, total + cost
+    return n
 
 
 def scored(q: Question, texts: dict[str, str], seconds: float) -> ScoredQuestion:

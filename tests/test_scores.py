@@ -108,11 +108,16 @@ def test_a_prompt_that_is_a_question_of_the_data_gets_its_answer_as_reference():
 
 
 def test_auto_takes_as_many_examples_as_fit_the_budget_and_at_least_one():
-    assert planned_count("auto", 52, budget_seconds=3.0, seconds_each=0.2) == 15
-    assert planned_count("auto", 52, budget_seconds=0.1, seconds_each=0.2) == 1
-    assert planned_count("auto", 10, budget_seconds=60, seconds_each=0.2) == 10
-    assert planned_count(7, 52, 0.0, 1.0) == 7 and planned_count(70, 52, 0.0, 1.0) == 52
-    assert planned_count(0, 52, 10.0, 0.1) == 0
+    # Given estimated costs of 0.25 s per held-out question
+    costs = [0.25] * 52
+    # Then "auto" takes the questions, in order, while their costs fit the budget, at least one;
+    # a count is taken as given, up to what there is
+    assert planned_count("auto", costs, budget_seconds=3.0) == 12
+    assert planned_count("auto", costs, budget_seconds=0.1) == 1
+    assert planned_count("auto", costs[:10], budget_seconds=60) == 10
+    assert planned_count("auto", [1.0, 5.0, 1.0], budget_seconds=3.0) == 1  # stops at the first that does not fit
+    assert planned_count(7, costs, 0.0) == 7 and planned_count(70, costs, 0.0) == 52
+    assert planned_count(0, costs, 10.0) == 0 and planned_count("auto", [], 10.0) == 0
 
 
 def test_means_per_model_over_one_kind():

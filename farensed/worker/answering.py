@@ -47,7 +47,14 @@ class Answerer:
             return self.prompt_max_tokens
         if self.max_tokens:
             return self.max_tokens
-        return 2 * len(self.tokenizer.encode(q.reference, add_special_tokens=False)) + 16
+        return 2 * self.tokens(q.reference) + 16
+
+    def tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def cost_bound(self, q: Question, seconds_per_token: float) -> float:
+        """An upper bound on the seconds `q` takes: every model writing its token limit."""
+        return seconds_per_token * self.limit(q) * len(self.weights)
 
     def reply(self, target: str, q: Question) -> str:
         self._use(target)
