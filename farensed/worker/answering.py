@@ -52,10 +52,6 @@ class Answerer:
     def tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def cost_bound(self, q: Question, seconds_per_token: float) -> float:
-        """An upper bound on the seconds `q` takes: every model writing its token limit."""
-        return seconds_per_token * self.limit(q) * len(self.weights)
-
     def reply(self, target: str, q: Question) -> str:
         self._use(target)
         ids = self.tokenizer.apply_chat_template(q.messages, add_generation_prompt=True, return_dict=False)

@@ -53,17 +53,17 @@ def score(run: Run, train_seconds: float) -> AnswerScores | None:
 def _plan(run: Run, answerer: Answerer, held: HeldOut, asked: list[Question], prompts: list[Question],
           train_seconds: float) -> ScoringPlan:
     """Answer and time the first question, then fix how many held-out examples to answer: with
-    "auto", as many as fit time_fraction of the training time, each costed as if every model wrote
-    its whole token limit at the first question's speed (an upper bound: most answers stop early)."""
+    "auto", as many as fit time_fraction of the training time, each costed as the first one's time
+    scaled by its token limit (answers run to about the same share of their limit)."""
     run.write_progress("scoring")
-    first = answerer.score((asked or prompts)[0])
-    written = sum(answerer.tokens(a.answer) + 1 for a in first.answers.values())
-    per_token = first.seconds / written
-    costs = [answerer.cost_bound(q, per_token) for q in asked]
+    head = (asked or prompts)[0]
+    first = answerer.score(head)
+    per_limit = first.seconds / answerer.limit(head)
+    costs = [per_limit * answerer.limit(q) for q in asked]
     ev = run.spec.evaluate
     budget = ev.time_fraction * train_seconds
     n = planned_count(ev.examples, costs, budget)
-    estimate = sum(costs[:n]) + sum(answerer.cost_bound(q, per_token) for q in prompts)
+    estimate = sum(costs[:n]) + sum(per_limit * answerer.limit(q) for q in prompts)
     plan = ScoringPlan(examples=n, available=len(held.questions), prompts=len(prompts), data=held.data,
                        estimated_seconds=round(estimate, 1))
     atomic_write_text(run.dir / ANSWERS, first.model_dump_json() + "\n")  # answers of an older plan go
