@@ -157,3 +157,15 @@ def test_files_written_before_scoring_existed_still_load():
     assert s.scores is None and s.compile_seconds == 0.0
     assert TrainingState.model_validate(state).scoring is None
     assert JobSpec.model_validate({"name": "n", "model": "m", "data": "d"}).evaluate.examples == "auto"
+
+
+def test_validate_names_a_missing_held_out_file(tmp_path):
+    from farensed.validate import check_job
+
+    # Given a job whose [evaluate] points at a file that is not there
+    job = tmp_path / "job.toml"
+    job.write_text(f'schema_version = 1\nname = "t"\nmodel = "{REPO_ROOT / "models" / "farense-tiny"}"\n'
+                   f'data = "{REPO_ROOT / "data"}"\n\n[evaluate]\ndata = "mine.jsonl"\n')
+    # When it is validated, Then the problem names the key, its line and the path
+    [problem] = [str(p) for p in check_job(job, Home(tmp_path), measure_tokens=False).problems]
+    assert problem == f"{job}:7: evaluate.data: held-out questions file not found: {tmp_path / 'mine.jsonl'}"
