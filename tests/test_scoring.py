@@ -15,8 +15,7 @@ from conftest import ctl
 from worker_support import make_run, run_worker, small_job, start_worker
 
 from farensed.exitcodes import EXIT_OK, EXIT_STOPPED
-from farensed.formats import (LiveProgress, ScoredQuestion, TrainingState, TrainingSummary, read_answers,
-                              read_model)
+from farensed.formats import LiveProgress, ScoredQuestion, TrainingState, TrainingSummary, read_answers, read_model
 from farensed.paths import REPO_ROOT
 
 SYSTEM = ("És um assistente que responde a perguntas sobre a história do Sporting Clube Farense em português"

@@ -18,21 +18,34 @@ from .trainer import StopRequested
 
 def score(run: Run, train_seconds: float) -> AnswerScores | None:
     """Run (or resume) the scoring phase; None when there is nothing to ask."""
-    spec = run.spec
-    held = held_out(spec, run.home, run.splits)
-    asked = held.questions if spec.evaluate.examples != 0 else []
-    prompts = prompt_questions(spec, run.splits)
-    if held.unaskable and spec.evaluate.examples != 0:
-        run.log.warning("questions_unaskable", count=held.unaskable, data=held.data,
-                        detail="no question to ask (text data, or completions with an empty prompt): not scored")
+    held, asked, prompts = _questions(run)
     if not asked and not prompts:
         run.log.info("scoring_skipped", reason="no held-out question and no generate prompt")
         return None
     answerer = Answerer(run.model, run.tokenizer, target_weights(run.dir, run.initial_adapters, TARGETS),
-                        spec.evaluate.max_tokens, spec.generate.max_tokens)
+                        run.spec.evaluate.max_tokens, run.spec.generate.max_tokens)
     resumed = run.state.scoring is not None
     plan = run.state.scoring or _plan(run, answerer, held, asked, prompts, train_seconds)
-    wanted = asked[:plan.examples] + prompts
+    rows = _answer_the_rest(run, answerer, asked[:plan.examples] + prompts, resumed)
+    scores = summarize(rows, plan.data, plan.available)
+    run.log.info("scoring_done", examples=scores.examples, seconds=scores.seconds,
+                 **{f"{t}_f1": s.f1 for t, s in scores.means.items()})
+    return scores
+
+
+def _questions(run: Run) -> tuple[HeldOut, list[Question], list[Question]]:
+    """The held-out examples (none with examples = 0) and the job's prompts; unaskable ones said once."""
+    held = held_out(run.spec, run.home, run.splits)
+    asked = held.questions if run.spec.evaluate.examples != 0 else []
+    if held.unaskable and run.spec.evaluate.examples != 0:
+        run.log.warning("questions_unaskable", count=held.unaskable, data=held.data,
+                        detail="no question to ask (text data, or completions with an empty prompt): not scored")
+    return held, asked, prompt_questions(run.spec, run.splits)
+
+
+def _answer_the_rest(run: Run, answerer: Answerer, wanted: list[Question], resumed: bool) -> list[ScoredQuestion]:
+    """Answer the wanted questions not in answers.jsonl yet, one appended line each; a stop
+    request ends it between questions (what is written stays)."""
     rows = _kept_rows(run)
     if resumed:
         run.write_state("scoring")
@@ -44,10 +57,7 @@ def score(run: Run, train_seconds: float) -> AnswerScores | None:
         append_line(run.dir / ANSWERS, rows[-1].model_dump_json())
         _progress(run, rows, len(wanted))
         run.trainer.faults.in_scoring(len(rows))
-    scores = summarize(rows, plan.data, plan.available)
-    run.log.info("scoring_done", examples=scores.examples, seconds=scores.seconds,
-                 **{f"{t}_f1": s.f1 for t, s in scores.means.items()})
-    return scores
+    return rows
 
 
 def _plan(run: Run, answerer: Answerer, held: HeldOut, asked: list[Question], prompts: list[Question],
