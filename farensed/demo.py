@@ -83,7 +83,7 @@ def show_results(home: Home, job_id: str) -> None:
     for p in sorted(out.iterdir()):
         click.echo(f"  {p.name}{'/' if p.is_dir() else ''}")
     click.echo(f"\nnext: farensectl report {job_id}   farensectl score {job_id}   "
-               f"farensectl ask {job_id} \"Qual é a alcunha do Farense?\"")
+               f"farensectl ask {job_id} --final \"Qual é a alcunha do Farense?\"")
 
 
 def timing_text(s: TrainingSummary) -> str:

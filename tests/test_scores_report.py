@@ -85,6 +85,8 @@ def test_status_job_shows_the_means_and_while_scoring_the_answers_so_far(run, tm
     _scored(run)
     out = ctl("status", "plotted", "--home", str(tmp_path)).stdout
     assert "answer scores on 2 of 52 held-out questions (data/test.jsonl), 0.3s:" in out
+    # And the job's prompt as each model answered it (no F1: the data does not hold that question)
+    assert "  Q: Pergunta 0?\n    base: nada\n    best: nada\n    final: Sou um assistente.\n" in out
 
 
 def test_watch_counts_the_scoring_down(run, tmp_path):

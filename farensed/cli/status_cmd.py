@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..results.answers import answers_text, scores_text
+from ..results.answers import results_text
 from ..status import JobView, job_view
 from . import client
 from .common import clean_errors, get_home, home_option
@@ -26,9 +26,8 @@ def status(job_id, as_json, home):
             click.echo(view.model_dump_json(indent=2))
             return
         click.echo(job_detail(view))
-        for text in (answers_text, scores_text) if view.output_dir else ():
-            if shown := text(view.output_dir):
-                click.echo(shown)
+        if view.output_dir and (shown := results_text(view.output_dir)):
+            click.echo(shown)
         return
     if as_json:
         click.echo(st.model_dump_json(indent=2))
