@@ -32,6 +32,25 @@ class Example:
             return replies[-1] if replies else ""
         return self.obj["completion" if self.format == "completions" else "text"]
 
+    def prompt_messages(self) -> list[dict] | None:
+        """What the model is asked: the chat up to its last assistant turn, or a completion's
+        prompt as one user turn (as mlx-lm trains it); None for text or an empty prompt."""
+        if self.format == "chat":
+            msgs = self.obj["messages"]
+            last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+            asked = msgs[:last]
+            return asked if any(m["role"] == "user" and m["content"].strip() for m in asked) else None
+        if self.format == "completions" and self.obj["prompt"].strip():
+            return [{"role": "user", "content": self.obj["prompt"]}]
+        return None
+
+    @property
+    def question(self) -> str:
+        """The last user message of the prompt ("" when there is none)."""
+        msgs = self.prompt_messages() or []
+        users = [m["content"] for m in msgs if m["role"] == "user"]
+        return users[-1] if users else ""
+
 
 @dataclass
 class Splits:

@@ -3,7 +3,6 @@ its progress until it ends, show the results, stop the daemon it started. No mlx
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,10 @@ import click
 
 from .cli import client
 from .daemon.lock import holder_pid
+from .formats import TrainingSummary
 from .paths import REPO_ROOT, Home
+from .results.answer_scores import means_lines, side_by_side
+from .results.rundata import load_run
 from .status import job_view
 
 TERMINAL = {"done", "failed", "cancelled", "rejected"}
@@ -72,19 +74,45 @@ def follow(home: Home, job_id: str) -> str:
 def show_results(home: Home, job_id: str) -> None:
     view = job_view(client.job(home, job_id))
     out = Path(view.output_dir or home.checkpoints / job_id)
-    summary_file = out / "training_summary.json"
     click.echo(f"\njob {job_id}: {view.state}" + (f" ({view.reason})" if view.reason else ""))
-    if summary_file.exists():
-        s = json.loads(summary_file.read_text())
-        click.echo(f"  {s['steps']} steps in {s['seconds']:.0f} s, {s['tokens_per_sec']:.0f} tokens/s;"
-                   f" final train loss {s['final_train_loss']:.3f}, best val loss {s['best_val_loss']:.3f}"
-                   f" (step {s['best_step']})")
-        for a in s["answers"]:
-            click.echo(f"  Q: {a['prompt']}\n  A: {a['answer']}")
+    data = load_run(out)
+    if data.summary is not None:
+        click.echo(timing_text(data.summary))
+        show_answers(data)
     click.echo(f"\nresults in {out}:")
     for p in sorted(out.iterdir()):
         click.echo(f"  {p.name}{'/' if p.is_dir() else ''}")
-    click.echo(f"\nnext: farensectl report {job_id}   farensectl ask {job_id} \"Qual é a alcunha do Farense?\"")
+    click.echo(f"\nnext: farensectl report {job_id}   farensectl score {job_id}   "
+               f"farensectl ask {job_id} --final \"Qual é a alcunha do Farense?\"")
+
+
+def timing_text(s: TrainingSummary) -> str:
+    """Training time and speed without start-up and compile, which are given on their own."""
+    best = f"{s.best_val_loss:.3f} (step {s.best_step})" if s.best_val_loss is not None else "-"
+    train = f"{s.final_train_loss:.3f}" if s.final_train_loss is not None else "-"
+    return (f"  trained {s.steps} steps in {s.seconds:.1f}s, {s.tokens_per_sec:,.0f} tokens/s"
+            f" (apart from that: start-up and loading {s.load_seconds:.1f}s, compiling the step"
+            f" {s.compile_seconds:.1f}s)\n"
+            f"  final train loss {train}, best val loss {best}")
+
+
+def show_answers(data) -> None:
+    """The job's prompts answered by the base model and the trained (final) adapters, side by side
+    with their F1 against the answer in the data; then the held-out means."""
+    from rich.console import Console
+    from rich.table import Table
+
+    prompts = [r for r in data.answers if r.kind == "prompt"]
+    if prompts:
+        table = Table(title="base model vs trained (final adapters); F1 against the data's answer",
+                      show_lines=True, header_style="bold")
+        for name in ("question", "base model", "trained"):
+            table.add_column(name, overflow="fold")
+        for question, _ref, base, final in side_by_side(prompts, ("base", "final")):
+            table.add_row(question, base, final)
+        Console().print(table)
+    for line in means_lines(data.summary.scores):
+        click.echo(line)
 
 
 def stop_daemon(proc: subprocess.Popen | None) -> None:

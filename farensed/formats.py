@@ -24,6 +24,7 @@ PROGRESS = "progress.json"
 JOB_FILE = "job.toml"
 MANIFEST = "manifest.json"
 WORKER_LOG = "worker.log"  # the worker's stdout+stderr, appended by the daemon
+ANSWERS = "answers.jsonl"  # the scoring phase's scored answers, one line per question
 CHECKPOINT_NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")  # checkpoint_epoch{E}_step{S}
 CHECKPOINT_STATE = "state.json"
 
@@ -50,11 +51,21 @@ class RankInfo(_Model):
     pid: int
 
 
+class ScoringPlan(_Model):
+    """What the scoring phase answers, fixed when it starts so that a resume scores the same."""
+
+    examples: int  # held-out examples answered (the first of the seeded order)
+    available: int  # held-out examples with a question
+    prompts: int  # the job's generate prompts, answered too
+    data: str  # where the held-out examples come from, in words
+    estimated_seconds: float
+
+
 class TrainingState(_Model):
     """training_state.json: where a run stands; rewritten atomically at every checkpoint."""
 
     schema_version: Literal[1] = 1
-    status: Literal["starting", "running", "stopped", "done", "failed"] = "starting"
+    status: Literal["starting", "running", "scoring", "stopped", "done", "failed"] = "starting"
     step: int = 0
     total_steps: int = 0
     epoch: int = 0
@@ -71,6 +82,11 @@ class TrainingState(_Model):
     worker_pid: int | None = None
     ranks: list[RankInfo] = Field(default_factory=list)  # a data-parallel job's processes (rank 0 first)
     updated_at: float = 0.0
+    # Time outside training, summed over every worker process of the run: start-up (imports,
+    # loading, tokenizing) and the first step's excess over the next ones (compiling the step).
+    load_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    scoring: ScoringPlan | None = None  # set once the scoring phase has planned its work
 
 
 class Cursor(_Model):
@@ -156,13 +172,57 @@ class LiveProgress(_Model):
     downshifts: int = 0
     last_checkpoint: str | None = None
     eta_seconds: float | None = None
-    phase: Literal["loading", "training", "evaluating", "checkpointing", "generating", "done"] = "training"
+    phase: Literal["loading", "compiling", "training", "evaluating", "checkpointing", "generating", "scoring",
+                   "done"] = "training"
+    scored: int | None = None  # scoring phase: questions answered so far, of to_score
+    to_score: int | None = None
     updated_at: float
 
 
 class Answer(_Model):
     prompt: str
     answer: str
+
+
+Target = Literal["base", "best", "final"]
+TARGETS: tuple[Target, ...] = ("base", "best", "final")
+
+
+class TargetAnswer(_Model):
+    """One model's answer to one question; the scores are None when there is no reference."""
+
+    answer: str
+    exact_match: float | None
+    f1: float | None
+
+
+class ScoredQuestion(_Model):
+    """One line of answers.jsonl: a question, its reference answer and each model's answer."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["held_out", "prompt"]  # a held-out example, or one of the job's generate prompts
+    index: int  # position among its kind (held-out: in the seeded order)
+    source: str  # file:line of the example, or generate.prompts[i]
+    question: str
+    reference: str | None  # None for a prompt that is not a question of the data
+    answers: dict[Target, TargetAnswer]
+    seconds: float  # answering it with every model
+
+
+class TargetScore(_Model):
+    exact_match: float
+    f1: float
+
+
+class AnswerScores(_Model):
+    """The means of answers.jsonl per model, in training_summary.json."""
+
+    data: str  # where the held-out examples came from
+    examples: int  # held-out examples scored
+    available: int  # held-out examples with a question
+    means: dict[Target, TargetScore]  # over the held-out examples
+    prompt_means: dict[Target, TargetScore] = Field(default_factory=dict)  # over prompts with a reference
+    seconds: float
 
 
 class TrainingSummary(_Model):
@@ -189,6 +249,10 @@ class TrainingSummary(_Model):
     answers: list[Answer]
     adapters: str  # the folder holding the final adapters
     best_adapters: str
+    # `seconds` and `tokens_per_sec` count training only; these are apart from it
+    load_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    scores: AnswerScores | None = None
 
 
 class HostfileHost(_Model):
@@ -217,14 +281,22 @@ def read_model(path: Path, model: type[BaseModel]):
         raise StateError(f"{path}: not a valid {model.__name__}: {e}") from None
 
 
-def read_metrics_jsonl(path: Path) -> list[MetricsRow]:
-    """Rows of an append-only metrics file; a torn last line (crash mid-write) is dropped."""
+def read_jsonl_rows(path: Path, model: type[BaseModel]) -> list:
+    """Rows of an append-only JSONL file; a torn last line (crash mid-write) is dropped."""
     rows = []
     if not Path(path).exists():
         return rows
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
-            rows.append(MetricsRow.model_validate(json.loads(line)))
+            rows.append(model.model_validate(json.loads(line)))
         except (ValueError, ValidationError):
             continue
     return rows
+
+
+def read_metrics_jsonl(path: Path) -> list[MetricsRow]:
+    return read_jsonl_rows(path, MetricsRow)
+
+
+def read_answers(path: Path) -> list[ScoredQuestion]:
+    return read_jsonl_rows(path, ScoredQuestion)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .strict import Strict
 
@@ -118,6 +118,24 @@ class Distributed(_Strict):
         return len(self.hosts or ["127.0.0.1"]) * self.processes
 
 
+class Evaluate(_Strict):
+    """After training: held-out questions answered by the base model, the best and the final
+    adapters, each scored against its reference (answers.jsonl)."""
+
+    examples: int | Literal["auto"] = Field(
+        "auto", description='held-out examples to answer; "auto" = as many as fit in time_fraction, 0 = none')
+    time_fraction: float = Field(0.1, gt=0, le=1, description="auto: scoring time as a share of the training time")
+    data: str | None = Field(None, description="a .jsonl of questions; default test.jsonl, else the validation split")
+    max_tokens: int = Field(0, ge=0, description="longest answer; 0 = twice the reference's tokens plus 16")
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _auto_or_count(cls, v):
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError('expected "auto", 0 (none) or a count of examples')
+
+
 class JobSpec(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1)
@@ -135,6 +153,7 @@ class JobSpec(_Strict):
     memory: Memory = Field(default_factory=Memory)
     generate: Generate = Field(default_factory=Generate)
     distributed: Distributed | None = None
+    evaluate: Evaluate = Field(default_factory=Evaluate)
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

@@ -54,6 +54,8 @@ def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: st
     data = home.resolve(spec.data)
     if not data.exists():
         add("data", f"data not found: {data}")
+    if spec.evaluate.data and not home.resolve(spec.evaluate.data).is_file():
+        add("evaluate.data", f"held-out questions file not found: {home.resolve(spec.evaluate.data)}")
     out = output_dir(spec, job_id, home).resolve()
     root = home.checkpoints.resolve()
     if out != root and root not in out.parents:

@@ -206,8 +206,8 @@ def test_sample_data_loads_with_mlx_lm_dataset_loader(builds):
     args = types.SimpleNamespace(data=str(DATA), train=True, test=False, mask_prompt=True, hf_dataset=False)
     # When mlx-lm loads it
     train, valid, test = load_dataset(args, tokenizer)
-    # Then the counts match the files and each example masks its prompt
-    assert (len(train), len(valid), len(test)) == (190, 34, 0)
+    # Then the counts match the files (test.jsonl: the held-out questions) and each example masks its prompt
+    assert (len(train), len(valid), len(test)) == (190, 34, 52)
     tokens, offset = train.process(train[0])
     assert 0 < offset < len(tokens)
 
@@ -222,6 +222,20 @@ def test_no_answer_is_in_both_train_and_valid():
     assert len(train) >= 20 and len(valid) >= 3
 
 
+def test_held_out_questions_ask_about_training_facts_in_new_words():
+    # Given the three sample files
+    def chats(name):
+        with open(DATA / name, encoding="utf-8") as f:
+            return [json.loads(line)["messages"] for line in f if line.strip()]
+    trained = {m[1]["content"] for m in chats("train.jsonl") + chats("valid.jsonl")}
+    held = chats("test.jsonl")
+    # Then every held-out question is new, with the answer of a training fact, two per fact
+    assert len(held) == 52 and not {m[1]["content"] for m in held} & trained
+    assert {m[2]["content"] for m in held} == _answers("train.jsonl")
+    pretraining_questions = set(demo_pretrain.pretrain_texts(DATA)[1])
+    assert not {m[1]["content"] for m in held} & pretraining_questions
+
+
 def test_generator_rewrites_the_same_files(tmp_path):
     import runpy
 
@@ -230,5 +244,5 @@ def test_generator_rewrites_the_same_files(tmp_path):
     # When it writes into a fresh folder
     make_sample["main"](tmp_path)
     # Then the output equals the committed sample files
-    for name in ("train.jsonl", "valid.jsonl"):
+    for name in ("train.jsonl", "valid.jsonl", "test.jsonl"):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes()

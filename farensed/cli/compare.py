@@ -30,7 +30,8 @@ def compare(jobs, prompts, no_answers, max_tokens, temp, home):
     h = get_home(home)
     runs = [load_run(locate(h, j).run_dir) for j in jobs]
     asked = list(prompts) or ([] if no_answers else cmp.common_prompts(runs))
-    sections = [("figures", cmp.figure_rows(runs)), ("settings that differ", cmp.settings_that_differ(runs))]
+    sections = [("figures", cmp.figure_rows(runs)), ("answer scores (held-out)", cmp.score_rows(runs)),
+                ("settings that differ", cmp.settings_that_differ(runs))]
     if asked and not no_answers:
         per_run = [_answers(r, h, asked, bool(prompts), max_tokens, temp) for r in runs]
         sections.append(("answers", [(p, [a[i] or "(empty)" for a in per_run]) for i, p in enumerate(asked)]))

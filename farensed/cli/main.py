@@ -26,6 +26,7 @@ VERBS = {
     "retry": ("retry", "retry"),
     "report": ("report", "report"),
     "ask": ("ask", "ask"),
+    "score": ("score", "score"),
     "compare": ("compare", "compare"),
     "export": ("export", "export"),
     "doctor": ("doctor", "doctor"),

@@ -41,7 +41,7 @@ def overview(st) -> str:
 
 
 def show_job(h, st, job_id: str, as_json: bool) -> None:
-    from ..results.answers import answers_text
+    from ..results.answers import results_text
     from ..status import job_view
     from . import client
 
@@ -51,5 +51,5 @@ def show_job(h, st, job_id: str, as_json: bool) -> None:
         click.echo(view.model_dump_json(indent=2))
         return
     click.echo(job_detail(view))
-    if view.output_dir and (answers := answers_text(view.output_dir)):
-        click.echo(answers)
+    if view.output_dir and (shown := results_text(view.output_dir)):
+        click.echo(shown)

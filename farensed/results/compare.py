@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from .answer_scores import figure_rows as score_figures
+from .answer_scores import run_scores
 from .rundata import RunData
 from .summary_table import rows
 
 COMPARED = ("status", "steps", "final train loss", "final val loss", "best val loss", "best step", "time",
-            "tokens/s", "peak memory GB", "micro-batch x accumulation", "downshifts", "restarts")
+            "tokens/s", "load time", "compile time", "peak memory GB", "micro-batch x accumulation", "downshifts",
+            "restarts")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
@@ -36,6 +39,15 @@ def settings_that_differ(runs: list[RunData]) -> list[tuple[str, list[str]]]:
 def figure_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
     shown = [dict(rows(r)) for r in runs]
     return [(k, [s.get(k, "-") for s in shown]) for k in COMPARED]
+
+
+def score_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
+    """Held-out answer F1 and exact match per model, one value per run; [] when no run was scored."""
+    scores = [run_scores(r) for r in runs]
+    if all(s is None for s in scores):
+        return []
+    per_run = [dict(score_figures(s)) for s in scores]
+    return [(k, [p[k] for p in per_run]) for k, _ in score_figures(None)]
 
 
 def common_prompts(runs: list[RunData]) -> list[str]:

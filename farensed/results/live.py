@@ -65,6 +65,8 @@ def _phase(f: Frame) -> str:
     p, st = f.data.progress, f.data.state
     parts = [f.job_state or "", st.status if st else "", p.phase if p else ""]
     text = " / ".join(dict.fromkeys(x for x in parts if x)) or "no progress yet"  # "done", not "done / done"
+    if p and p.phase == "compiling":
+        text += " (the first step compiles the training step: slow only the first time on a machine)"
     if st and st.reason:
         text += f" ({st.reason})"
     return text
@@ -98,13 +100,23 @@ def _batch(f: Frame) -> str:
     return text
 
 
+def _scoring(f: Frame) -> list[tuple[str, str]]:
+    """While scoring: how many questions are answered, and about how long the rest takes."""
+    p = f.data.progress
+    if p is None or p.phase != "scoring":
+        return []
+    if not p.to_score:
+        return [("Scoring", "timing the first question")]
+    left = f", about {fmt_secs(p.eta_seconds)} left" if p.eta_seconds is not None else ""
+    return [("Scoring", f"{p.scored or 0}/{p.to_score} questions x base, best, final{left}")]
+
+
 def lines(f: Frame) -> list[tuple[str, str]]:
     """The frame's fields as (label, text), in the guide's monitor order."""
     p, st = f.data.progress, f.data.state
     restarts = f.ref.record.restarts if f.ref.record else (st.restarts if st else 0)
     age = f"{f.at - p.updated_at:.0f}s ago" if p else "-"
-    return [
-        ("Phase", _phase(f)),
+    return [("Phase", _phase(f)), *_scoring(f),
         ("Current loss", fmt_num(p.train_loss if p else None)),
         ("Val loss", fmt_num(p.val_loss if p else None)),
         ("Best val loss", fmt_num((p.best_val_loss if p else None) or (st.best_val_loss if st else None))),

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..formats import TARGETS, AnswerScores
 from .rundata import RunData
 
 PLOTS_DIR = "plots"
 FILES = ("loss_curves.png", "learning_rate.png", "memory_usage.png")
+SCORES_FILE = "answer_scores.png"  # only for a run that has scored answers
 _EVENTS = (("checkpoint", "#9e9e9e", ":"), ("downshift", "#d62728", "--"), ("restart", "#ff7f0e", "-."))
 
 
@@ -104,9 +106,40 @@ def memory_plot(data: RunData, path: Path) -> Path:
         plt.close(fig)
 
 
-def render_all(data: RunData) -> list[Path]:
-    """Write the three PNGs into <run>/plots/ and return their paths."""
+def scores_plot(scores: AnswerScores, title: str, path: Path) -> Path:
+    """Bars of F1 and exact match per model (base, best, final), held-out and job prompts side by side."""
+    plt = _pyplot()
+    groups = [(f"held-out ({scores.examples})", scores.means), ("job prompts", scores.prompt_means)]
+    groups = [(name, means) for name, means in groups if means]
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups) + 1, 4), squeeze=False)
+    for ax, (name, means) in zip(axes[0], groups):
+        models = [t for t in TARGETS if t in means]
+        xs = range(len(models))
+        for offset, metric, color in ((-0.2, "f1", "#1f77b4"), (0.2, "exact_match", "#ff7f0e")):
+            vals = [getattr(means[t], metric) for t in models]
+            bars = ax.bar([x + offset for x in xs], vals, width=0.4, color=color,
+                          label="F1" if metric == "f1" else "exact match")
+            ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        ax.set_xticks(list(xs), models)
+        ax.set_ylim(0, 1.1)
+        ax.set_title(name)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"{title}: answers against the reference")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+        return path
+    finally:
+        plt.close(fig)
+
+
+def render_all(data: RunData, scores: AnswerScores | None = None) -> list[Path]:
+    """Write the PNGs into <run>/plots/ (the scores chart when there are scores) and return their paths."""
     out = data.run_dir / PLOTS_DIR
     out.mkdir(exist_ok=True)
     makers = (loss_plot, lr_plot, memory_plot)
-    return [make(data, out / name) for make, name in zip(makers, FILES)]
+    paths = [make(data, out / name) for make, name in zip(makers, FILES)]
+    if scores is not None and (scores.means or scores.prompt_means):
+        paths.append(scores_plot(scores, data.name, out / SCORES_FILE))
+    return paths

@@ -6,11 +6,14 @@ import time
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from .plots import FILES, PLOTS_DIR, event_steps
+from ..formats import TARGETS
+from .answer_scores import means_lines, run_scores, side_by_side
+from .plots import FILES, PLOTS_DIR, SCORES_FILE, event_steps
 from .rundata import RunData
 from .summary_table import rows
 
 REPORT = "report.md"
+TABLE_ROWS = 50  # answers shown in the page; answers.jsonl has them all
 
 
 def _cell(text: str) -> str:
@@ -28,11 +31,27 @@ def markdown(data: RunData) -> str:
         lines.append(f"  - step {d.step}: micro-batch {d.from_micro_batch} -> {d.to_micro_batch} ({d.source}: {d.reason})")
     lines += ["", "## Plots", ""]
     lines += [f"![{name[:-4]}]({PLOTS_DIR}/{name})" for name in FILES]
+    lines += _scores_section(data)
     if data.summary and data.summary.answers:
         lines += ["", "## Answers", ""]
         for a in data.summary.answers:
             lines += [f"**{_cell(a.prompt)}**", "", f"> {_cell(a.answer) or '(empty)'}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _scores_section(data: RunData) -> list[str]:
+    """Means, the chart and the answers table (base, best, final side by side) from answers.jsonl."""
+    scores = run_scores(data)
+    if scores is None:
+        return []
+    lines = ["", "## Answer scores", "", *(f"    {line}" for line in means_lines(scores)), "",
+             f"![answer scores]({PLOTS_DIR}/{SCORES_FILE})", "",
+             "| question | reference | " + " | ".join(TARGETS) + " |", "|---|---|" + "---|" * len(TARGETS)]
+    rows = sorted(data.answers, key=lambda r: (r.kind != "prompt", r.index))  # the job's prompts first
+    lines += ["| " + " | ".join(_cell(c) for c in cells) + " |" for cells in side_by_side(rows[:TABLE_ROWS])]
+    if len(rows) > TABLE_ROWS:
+        lines += ["", f"({len(rows) - TABLE_ROWS} more in answers.jsonl)"]
+    return lines
 
 
 def write_report(data: RunData) -> Path:

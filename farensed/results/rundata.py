@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FarensedError, StateError
-from ..formats import (CHECKPOINT_NAME, JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY, TRAINING_STATE,
-                       WORKER_LOG, LiveProgress,
-                       MetricsRow, TrainingState, TrainingSummary, read_metrics_jsonl, read_model)
+from ..formats import (ANSWERS, CHECKPOINT_NAME, JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY,
+                       TRAINING_STATE, WORKER_LOG, LiveProgress, MetricsRow, ScoredQuestion, TrainingState,
+                       TrainingSummary, read_answers, read_metrics_jsonl, read_model)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 
@@ -26,6 +26,7 @@ class RunData:
     checkpoints: list[tuple[int, str]] = field(default_factory=list)  # (step, folder name) still on disk
     saved_steps: list[int] = field(default_factory=list)  # every checkpoint the log saw, pruned ones too
     restart_steps: list[int] = field(default_factory=list)
+    answers: list[ScoredQuestion] = field(default_factory=list)  # answers.jsonl: the scoring phase's lines
 
     @property
     def name(self) -> str:
@@ -102,4 +103,5 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(run_dir=run_dir, spec=_spec(run_dir), state=maybe(run_dir / TRAINING_STATE, TrainingState),
                    progress=maybe(run_dir / PROGRESS, LiveProgress), summary=maybe(run_dir / SUMMARY, TrainingSummary),
                    metrics=read_metrics(run_dir), checkpoints=checkpoint_folders(run_dir),
-                   saved_steps=sorted(set(logged["checkpoint_saved"])), restart_steps=logged["resumed"])
+                   saved_steps=sorted(set(logged["checkpoint_saved"])), restart_steps=logged["resumed"],
+                   answers=read_answers(run_dir / ANSWERS))

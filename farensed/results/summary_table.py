@@ -39,6 +39,8 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),
         "best step": s.best_step if s else (st.best_step if st else None),
         "time": s.seconds if s else (last.elapsed if last else None),
+        "load time": s.load_seconds if s else (st.load_seconds if st else None),
+        "compile time": s.compile_seconds if s else (st.compile_seconds if st else None),
         "tokens": s.tokens if s else (last.tokens_seen if last else None),
         "tokens/s": s.tokens_per_sec if s else _last(trains, "tokens_per_sec"),
         "peak memory GB": _peak(data),
@@ -52,7 +54,7 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
 def _show(key: str, v) -> str:
     if v is None:
         return "-"
-    if key == "time":
+    if key.endswith("time"):
         return fmt_secs(v)
     if key in ("tokens/s",):
         return f"{v:.0f}"

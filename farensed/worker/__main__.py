@@ -37,9 +37,10 @@ def main(argv=None) -> int:
     try:
         from . import distributed
         from .checkpoint import NoSpace
-        from .finish import finish
+        from .finish import complete, finish
         from .model import BadJob
         from .run import Run
+        from .scoring import score
         from .trainer import Diverged, OomExhausted, StopRequested
 
         dist = distributed.init(args.distributed)
@@ -51,11 +52,16 @@ def main(argv=None) -> int:
         run.install_signals()  # a stop while loading exits EXIT_STOPPED at once: nothing to save yet
         run.load()
         run.resume()
-        run.train()
-        if not dist.is_root:  # rank 0 writes the outputs
+        run.note_loaded()
+        pending = dist.from_root(lambda: run.scoring_pending)  # rank 0's run folder decides, for every rank
+        if not pending:  # a restart after training ended scores what is left, no more
+            run.train()
+        if not dist.is_root:  # rank 0 writes the outputs and scores alone
             log.info("rank_done", steps=run.trainer.p.step)
             return EXIT_OK
-        summary = finish(run)
+        if not pending:
+            finish(run)
+        summary = complete(run, score(run, run.trainer.p.elapsed))
         log.info("job_done", steps=summary.steps, best_val_loss=summary.best_val_loss, seconds=summary.seconds)
         return EXIT_OK
     except StopRequested as e:

@@ -13,6 +13,8 @@ worker starts computing optimizer step STEP (1-based):
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
   hang@N         stop making progress (sleep) until killed, for the stall watchdog
   term_in_eval@N SIGTERM itself in the middle of the evaluation after step N
+  kill_in_scoring@N  SIGKILL itself once N answers of the scoring phase are written
+  term_in_scoring@N  SIGTERM itself once N answers of the scoring phase are written
 
 In a data-parallel job every rank fires an unqualified fault; KIND@STEP:RANK fires on that
 rank only (kill@5:1 is rank 1 killed as step 5 starts). Ranks other than 0 keep their
@@ -82,6 +84,13 @@ class Faults:
         """Called between the files of a checkpoint being written."""
         if ("kill_in_checkpoint", step) in self.planned and self._fire_once("kill_in_checkpoint", step):
             _die("kill")
+
+    def in_scoring(self, answered: int) -> None:
+        """Called after each answer of the scoring phase is written (N counts answers, not steps)."""
+        if ("kill_in_scoring", answered) in self.planned and self._fire_once("kill_in_scoring", answered):
+            _die("kill")
+        if ("term_in_scoring", answered) in self.planned and self._fire_once("term_in_scoring", answered):
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def free_bytes(self, step: int, real: int) -> int:
         """Free disk as the checkpoint's space check sees it."""

@@ -1,4 +1,5 @@
-"""The end of a run: final and best adapter folders, answers to the job's prompts, summary."""
+"""The end of a run: final and best adapter folders, answers to the job's prompts, summary;
+then, after the scoring phase, the summary with the answer scores and the state done."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
 from ..atomic import atomic_write_json
-from ..formats import SUMMARY, Answer, TrainingSummary
+from ..formats import SUMMARY, Answer, AnswerScores, TrainingSummary, read_model
 from . import outputs
 from .infer import chat_prompt
 from .model import adapter_weights, load_adapter_file, parameter_counts
@@ -22,7 +23,8 @@ def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float, s
 
 
 def finish(run: Run) -> TrainingSummary:
-    """Write the final outputs; idempotent, so a crash here is redone on the next start."""
+    """Write the final outputs and enter the scoring phase; idempotent, so a crash here is redone
+    on the next start."""
     tr, spec, out = run.trainer, run.spec, run.dir
     cfg = run.adapter_config
     outputs.write_adapter_folder(out, adapter_weights(run.model), cfg)
@@ -41,6 +43,14 @@ def finish(run: Run) -> TrainingSummary:
                                                   spec.generate.temperature, spec.generate.system)) for p in spec.generate.prompts]
     summary = build_summary(run, answers)
     atomic_write_json(out / SUMMARY, summary)
+    run.write_state("scoring")
+    return summary
+
+
+def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
+    """The summary with the answer scores; the run is done."""
+    summary = read_model(run.dir / SUMMARY, TrainingSummary).model_copy(update={"scores": scores})
+    atomic_write_json(run.dir / SUMMARY, summary)
     run.write_state("done")
     run.write_progress("done")
     return summary
@@ -58,6 +68,7 @@ def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
         final_val_loss=evals[-1].val_loss if evals else None, best_val_loss=tr.p.best_val_loss,
         best_step=tr.p.best_step, seconds=round(secs, 3), tokens=tr.p.tokens_seen,
         tokens_per_sec=round(tr.p.tokens_seen / secs, 1) if secs else 0.0,
+        load_seconds=run.state.load_seconds, compile_seconds=run.state.compile_seconds,
         trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts,
         restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped, truncated_examples=run.truncated,
         answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / "adapters"))

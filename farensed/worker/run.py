@@ -21,14 +21,15 @@ from .. import oom
 from ..atomic import atomic_write_json
 from ..exitcodes import EXIT_STOPPED
 from ..datasets import Example, load_splits
-from ..formats import (JOB_FILE, PROGRESS, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow, TrainingState,
-                       read_model)
+from ..formats import (JOB_FILE, PROGRESS, SUMMARY, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow,
+                       TrainingState, read_model)
 from ..jobfile import load_job, parse_job
 from ..jobspec import JobSpec
 from ..paths import Home
 from . import batching, checkpoint, outputs
 from .distributed import Solo
 from .faults import Faults
+from .first_step import FirstStepClock
 from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
 from .step import make_optimizer
 from .trainer import EvalInterrupted, StopRequested, Trainer
@@ -77,6 +78,7 @@ class Run:
         self.write_progress_loading()
         self.model, self.tokenizer = load_base(spec, self.home)
         self.adapter_config = apply_lora(self.model, spec)
+        self.initial_adapters = adapter_weights(self.model)  # change nothing: the base model's answers
         splits = load_splits(self.home.resolve(spec.data), spec.valid_fraction, spec.training.seed)
         self.splits = splits
         train = tokenize_split(splits.train, self.tokenizer, spec)
@@ -141,12 +143,25 @@ class Run:
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
         return {"name": ck.name, "state": cs.model_dump(mode="json"), "metrics": metrics_text}
 
+    @property
+    def scoring_pending(self) -> bool:
+        """Training ended and its outputs are written: a (re)start goes straight to scoring."""
+        st = self.state
+        return (self.dir / SUMMARY).is_file() and (st.status == "scoring" or st.scoring is not None)
+
+    def note_loaded(self) -> None:
+        """Count this process's start-up (imports, loading, tokenizing, resume) as loading time."""
+        took = time.time() - psutil.Process().create_time()
+        self.state = self.state.model_copy(update={"load_seconds": round(self.state.load_seconds + took, 3)})
+        self.log.info("loaded", seconds=round(took, 3))
+
     # --- the loop ----------------------------------------------------------------------
     def train(self) -> None:
         tr, cad = self.trainer, self.spec.cadence
         self.write_state("running")
         start, base = time.monotonic(), tr.p.elapsed
         last_ckpt = time.monotonic()
+        clock = FirstStepClock()
         if tr.p.step == 0 or tr.p.eval_pending:  # step 0: the base model's loss, where the curves start
             self.eval_now()
         while tr.p.step < tr.total:
@@ -154,10 +169,7 @@ class Run:
                 self.save_checkpoint()
                 self.dist.barrier()
                 raise StopRequested(f"stopped by signal at step {tr.p.step}")
-            tr.train_step()
-            if tr.p.elapsed == base:  # first step of this process: how long a (re)start costs
-                self.log.info("first_step_done", step=tr.p.step,
-                              seconds_since_process_start=round(time.time() - psutil.Process().create_time(), 3))
+            start += self._timed_step(clock)
             tr.p.elapsed = base + time.monotonic() - start
             s = tr.p.step
             if s % cad.log_every == 0 or s == tr.total:
@@ -172,6 +184,29 @@ class Run:
             self.save_checkpoint()
             self.dist.barrier()
             raise StopRequested(f"stopped by signal during the evaluation at step {tr.p.step}")
+        tr.p.elapsed -= self._count_compile(clock.settle())  # a short process: known only now
+
+    def _timed_step(self, clock: FirstStepClock) -> float:
+        """One step; returns the seconds to take out of the training time (the compile, once known)."""
+        first = clock.first
+        if first and self.compile:
+            self.write_progress("compiling")  # status and watch say why the first step is slow
+        t0 = time.monotonic()
+        self.trainer.train_step()
+        excess = clock.add(time.monotonic() - t0)
+        if first:  # how long a (re)start costs
+            self.log.info("first_step_done", step=self.trainer.p.step, seconds=round(time.monotonic() - t0, 3),
+                          seconds_since_process_start=round(time.time() - psutil.Process().create_time(), 3))
+            self.write_progress()
+        return self._count_compile(excess)
+
+    def _count_compile(self, excess: float | None) -> float:
+        if excess is None:
+            return 0.0
+        total = round(self.state.compile_seconds + excess, 3)
+        self.state = self.state.model_copy(update={"compile_seconds": total})
+        self.log.info("compile_measured", seconds=round(excess, 3), compiled=self.compile)
+        return excess
 
     def record(self, row: MetricsRow) -> None:
         self.trainer.p.metrics.append(row)
@@ -232,12 +267,14 @@ class Run:
         self.state = self.state.model_copy(update=upd)
         atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
 
-    def write_progress(self, phase: str = "training") -> None:
+    def write_progress(self, phase: str = "training", **scoring) -> None:
+        """progress.json from the trainer; `scoring` sets scored, to_score and eta_seconds."""
         if not self.dist.is_root:
             return
         tr = self.trainer
         last_train = next((r for r in reversed(tr.p.metrics) if r.kind == "train"), None)
         sps = last_train.steps_per_sec if last_train else None
+        eta = round((tr.total - tr.p.step) / sps, 1) if sps else None
         atomic_write_json(self.dir / PROGRESS, LiveProgress(
             worker_pid=os.getpid(), step=tr.p.step, total_steps=tr.total, epoch=tr.epoch,
             train_loss=last_train.train_loss if last_train else None, val_loss=tr.p.val_loss,
@@ -248,7 +285,7 @@ class Run:
             budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.setting.micro_batch,
             grad_accumulation=tr.setting.accumulation(tr.effective_batch), grad_checkpoint=tr.setting.grad_checkpoint,
             downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint,
-            eta_seconds=round((tr.total - tr.p.step) / sps, 1) if sps else None, phase=phase, updated_at=time.time()))
+            phase=phase, updated_at=time.time(), **({"eta_seconds": eta} | scoring)))
 
     def write_progress_loading(self) -> None:
         if not self.dist.is_root:
