@@ -11,6 +11,8 @@ from worker_support import make_run, small_job
 from farensed import logs
 from farensed.paths import Home
 from farensed.worker import batching
+from farensed.worker.grad_checkpoint import is_grad_checkpointed, set_grad_checkpoint
+from farensed.worker.step import StepFunctions
 from farensed.worker.run import Run
 
 
@@ -81,3 +83,59 @@ def test_epoch_order_is_deterministic_and_covers_every_example_once(run):
     # And epochs differ in order, while the last (smaller) batch is kept
     assert any(len(x) != len(y) or (x != y).any() for x, y in zip(a0, a1))
     assert min(len(s) for s in a0) == (len(lengths) % 8 or 8)
+
+
+class _CountingMLP:
+    """Counts forward calls of one block's MLP (each forward or recompute of the block calls it once)."""
+
+    def __init__(self, model):
+        self.mlp, self.base, self.calls = model.layers[-1].mlp, type(model.layers[-1].mlp), 0
+        counter = self
+
+        class Counting(self.base):
+            def __call__(self, x):
+                counter.calls += 1
+                return super().__call__(x)
+
+        self.mlp.__class__ = Counting
+
+    def restore(self):
+        self.mlp.__class__ = self.base
+
+
+def _forward_calls_in_one_backward(run, switches: list[bool]) -> int:
+    """Set checkpointing as in `switches` (in order), then count MLP forwards in one value_and_grad."""
+    for on in switches:
+        set_grad_checkpoint(run.model, on)
+    counter = _CountingMLP(run.model)
+    try:
+        fns = StepFunctions(run.model, run.optimizer, compile=False)
+        arrays = batching.padded(run.trainer.train, run.trainer.plan(0)[0][:2], 256)
+        out = fns.micro(*(mx.array(a) for a in arrays), None)
+        mx.eval(out)
+        return counter.calls
+    finally:
+        counter.restore()
+        set_grad_checkpoint(run.model, False)
+
+
+def test_checkpointing_recomputes_each_block_once_however_often_it_is_switched_on(run):
+    # Given the model without checkpointing: the block's forward runs once
+    assert _forward_calls_in_one_backward(run, [False]) == 1
+    # When checkpointing is switched on once, or on three times (a rebuild, a resume, a downshift)
+    once, thrice = (_forward_calls_in_one_backward(run, s) for s in ([True], [True, True, True]))
+    # Then the backward recomputes the block exactly once more (mlx-lm's patch would nest: 3, 4, ...)
+    assert once == thrice == 2
+    # And switched off again within the same process, the block runs once
+    assert _forward_calls_in_one_backward(run, [True, False]) == 1
+    assert not is_grad_checkpointed(run.model)
+
+
+def test_a_job_asking_for_checkpointing_starts_with_it_on(tmp_path):
+    # Given a job with memory.grad_checkpoint = true
+    logs.configure(console=False)
+    r = Run(make_run(tmp_path, "gc", small_job(2, memory={"grad_checkpoint": True})), Home(tmp_path), logs.get())
+    # When the worker loads it, Then every block is checkpointed and the state says so
+    r.load()
+    assert is_grad_checkpointed(r.model) and r.state.grad_checkpoint
+    assert all(type(b).__name__.startswith("Checkpointed") for b in r.model.layers)

@@ -25,6 +25,7 @@ from ..formats import JOB_FILE, PROGRESS, TRAINING_STATE, LiveProgress, MetricsR
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 from ..paths import Home
+from ..run_folder import fresh_training_state
 from . import batching, checkpoint, outputs
 from .faults import Faults
 from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
@@ -44,9 +45,7 @@ def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
     path = run_dir / TRAINING_STATE
     if path.exists():
         return read_model(path, TrainingState)
-    t = spec.training
-    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
-                         effective_batch=t.effective_batch)
+    return fresh_training_state(spec)
 
 
 class Run:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import mlx.core as mx
 import numpy as np
-from mlx_lm.tuner.trainer import grad_checkpoint
 
 from .. import oom
 from ..errors import FarensedError
@@ -17,6 +16,7 @@ from ..jobspec import JobSpec
 from ..schedule import learning_rate, steps_per_epoch, total_steps
 from . import batching
 from .faults import Faults
+from .grad_checkpoint import set_grad_checkpoint
 from .step import StepFunctions, all_finite
 
 GB = 1024**3
@@ -90,8 +90,7 @@ class Trainer:
         return self.spec.training.effective_batch
 
     def _build(self) -> None:
-        if self.setting.grad_checkpoint:
-            grad_checkpoint(self.model.layers[0])
+        set_grad_checkpoint(self.model, self.setting.grad_checkpoint)
         self.fns = StepFunctions(self.model, self.optimizer, self.spec.training.grad_clip, self.compile)
 
     def plan(self, epoch: int) -> list[np.ndarray]:
