@@ -17,16 +17,17 @@ import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.tuner.datasets import create_dataset
 
-from .. import oom
+from .. import memplan
 from ..atomic import atomic_write_json
 from ..exitcodes import EXIT_STOPPED
 from ..datasets import Example, load_splits
-from ..formats import JOB_FILE, PROGRESS, TRAINING_STATE, LiveProgress, MetricsRow, TrainingState, read_model
+from ..formats import (JOB_FILE, PROGRESS, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow, TrainingState,
+                       read_model)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 from ..paths import Home
 from ..run_folder import fresh_training_state
-from . import batching, checkpoint, outputs
+from . import batching, checkpoint, memory, outputs
 from .faults import Faults
 from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
 from .step import make_optimizer
@@ -72,8 +73,8 @@ class Run:
         self.optimizer = make_optimizer(spec.training.optimizer, spec.training.learning_rate,
                                         spec.training.weight_decay)
         self.optimizer.init(self.model.trainable_parameters())
-        setting = oom.MemorySetting(self.state.micro_batch, self.state.grad_checkpoint)
-        self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, setting,
+        key = memory.settings_key(spec, self.model_path, train.fingerprint(), self.compile)
+        self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, memory.unmeasured(spec, key),
                                Faults(self.dir), self.log, self.compile)
         if spec.memory.budget_gb:
             mx.set_memory_limit(int(spec.memory.budget_gb * 1024**3))
@@ -95,6 +96,7 @@ class Run:
         ck = checkpoint.newest_valid(self.dir, self.log)
         if ck is None:
             outputs.rewrite_metrics(self.dir, [])
+            self.settle_memory(None)
             return
         cs, tensors, metrics_text = checkpoint.load_state(ck)
         if cs.data_fingerprint not in (None, self.trainer.fingerprint):
@@ -106,13 +108,25 @@ class Run:
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
         rows = [MetricsRow.model_validate_json(line) for line in metrics_text.splitlines() if line]
         self.trainer.restore(cs, rows)
-        lower = min(cs.micro_batch, self.state.micro_batch)  # the daemon may have lowered it since
-        self.trainer.setting = oom.MemorySetting(lower, cs.grad_checkpoint or self.state.grad_checkpoint)
-        self.trainer.downshifts = list(self.state.downshifts)
-        self.trainer._build()
         outputs.rewrite_metrics(self.dir, rows)
         self.last_checkpoint = ck.name
-        self.log.info("resumed", checkpoint=ck.name, step=cs.step, micro_batch=lower)
+        self.settle_memory(cs)
+        self.log.info("resumed", checkpoint=ck.name, step=cs.step, micro_batch=self.trainer.narrowest,
+                      grad_checkpoint=self.trainer.memory.grad_checkpoint)
+
+    def settle_memory(self, cs: CheckpointState | None) -> None:
+        """The memory model: the saved one when the settings are the same (so a resume splits as
+        before), else measured (with a budget); then the daemon's records of deaths folded in."""
+        tr = self.trainer
+        saved = [m for m in (self.state.memory_model, cs.memory_model if cs else None) if m and m.key == tr.memory.key]
+        model = saved[0] if saved else tr.memory
+        if not saved and model.budget_bytes:
+            self.write_progress("measuring_memory")
+            model = memory.establish(tr, model, self.log)
+        tr.downshifts = list(self.state.downshifts)
+        model = memplan.fold_deaths(model, tr.downshifts, tr.step_lengths(0))
+        tr.set_memory(memory.ensure_measured(tr, model))
+        self.write_state("running")  # a restart before the first checkpoint reuses what was measured
 
     # --- the loop ----------------------------------------------------------------------
     def train(self) -> None:
@@ -191,8 +205,8 @@ class Run:
                "checkpoint": self.last_checkpoint}
         if tr is not None:
             upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": tr.epoch,
-                    "micro_batch": tr.setting.micro_batch, "grad_checkpoint": tr.setting.grad_checkpoint,
-                    "grad_accumulation": tr.setting.accumulation(tr.effective_batch),
+                    "micro_batch": tr.narrowest, "grad_checkpoint": tr.memory.grad_checkpoint,
+                    "grad_accumulation": tr.accumulation(), "memory_model": tr.memory,
                     "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step}
         self.state = self.state.model_copy(update=upd)
         atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
@@ -208,9 +222,9 @@ class Run:
             tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,
             active_memory_gb=round(mx.get_active_memory() / 1024**3, 4),
             peak_memory_gb=last_train.peak_memory_gb if last_train else None,
-            budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.setting.micro_batch,
-            grad_accumulation=tr.setting.accumulation(tr.effective_batch), grad_checkpoint=tr.setting.grad_checkpoint,
-            downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint,
+            budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.narrowest,
+            grad_accumulation=tr.accumulation(), grad_checkpoint=tr.memory.grad_checkpoint,
+            downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint, split=tr.last_split,
             eta_seconds=round((tr.total - tr.p.step) / sps, 1) if sps else None, phase=phase, updated_at=time.time()))
 
     def write_progress_loading(self) -> None:
