@@ -108,6 +108,7 @@ class Run:
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
         rows = [MetricsRow.model_validate_json(line) for line in metrics_text.splitlines() if line]
         self.trainer.restore(cs, rows)
+        self.trainer.recompile()
         outputs.rewrite_metrics(self.dir, rows)
         self.last_checkpoint = ck.name
         self.settle_memory(cs)

@@ -91,6 +91,11 @@ class Trainer:
             self._fns[gc] = StepFunctions(self.model, self.optimizer, self.spec.training.grad_clip, self.compile)
         self.fns = self._fns[gc]
 
+    def recompile(self) -> None:
+        """Drop the compiled step functions: they capture the optimizer state object, which a resume replaces."""
+        self._fns = {}
+        self._build()
+
     def set_memory(self, model: MemoryModel) -> None:
         self.memory = model
         self._build()
