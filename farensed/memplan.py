@@ -97,6 +97,16 @@ def label(sizes: Sequence[int]) -> str:
     return "+".join(map(str, sizes))
 
 
+def count_splits(texts) -> dict[str, int]:
+    """Steps by split over metrics rows' `splits` fields ('4+4:9 3+3+2:1'), most frequent first."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for part in (text or "").split():
+            name, _, n = part.rpartition(":")
+            counts[name] = counts.get(name, 0) + int(n)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 # --- fitting the probe's measurements ---------------------------------------------------
 def fit_line(points: Sequence[ProbePoint], floor_bytes: float) -> tuple[float, float]:
     """(base, per_token) of a line under which every measured peak lies: the least-squares

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import memplan
 from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, TrainingState, read_model
 
@@ -71,6 +72,8 @@ class JobView(_Model):
     last_checkpoint: str | None = None
     eta_seconds: float | None = None
     updated_at: float | None = None
+    split: str | None = None  # the last step's micro-batches, e.g. "3+3+2"
+    memory_plan: str | None = None  # budget, measured model, checkpointing and why
 
 
 class Status(_Model):
@@ -106,7 +109,8 @@ def job_view(rec, live: bool = False) -> JobView:
         upd |= {"step": ts.step, "total_steps": ts.total_steps or None, "epoch": ts.epoch,
                 "best_val_loss": ts.best_val_loss, "micro_batch": ts.micro_batch,
                 "grad_accumulation": ts.grad_accumulation, "grad_checkpoint": ts.grad_checkpoint,
-                "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at}
+                "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at,
+                "memory_plan": memplan.describe(ts.memory_model) if ts.memory_model else None}
     if pr is not None and (ts is None or pr.updated_at >= ts.updated_at or pr.step >= ts.step):
         upd |= {"step": pr.step, "total_steps": pr.total_steps or upd.get("total_steps"), "epoch": pr.epoch,
                 "train_loss": pr.train_loss, "val_loss": pr.val_loss, "best_val_loss": pr.best_val_loss,
@@ -114,7 +118,8 @@ def job_view(rec, live: bool = False) -> JobView:
                 "steps_per_sec": pr.steps_per_sec, "memory_gb": pr.active_memory_gb,
                 "peak_memory_gb": pr.peak_memory_gb, "budget_gb": pr.budget_gb,
                 "last_checkpoint": pr.last_checkpoint or upd.get("last_checkpoint"),
-                "eta_seconds": pr.eta_seconds if live else None, "phase": pr.phase, "updated_at": pr.updated_at}
+                "eta_seconds": pr.eta_seconds if live else None, "phase": pr.phase, "updated_at": pr.updated_at,
+                "split": memplan.label(pr.split) if pr.split else None}
         if ts is None:
             upd |= {"micro_batch": pr.micro_batch, "grad_accumulation": pr.grad_accumulation,
                     "grad_checkpoint": pr.grad_checkpoint, "downshifts": pr.downshifts}
