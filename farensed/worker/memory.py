@@ -70,23 +70,37 @@ def _floor_bytes(tr) -> float:
     return float(mx.get_active_memory() + trainable)
 
 
+def _run(tr, arrays) -> tuple[int, float] | None:
+    """One forward + backward: (peak bytes, seconds); None when MLX ran out of memory."""
+    mx.reset_peak_memory()
+    t0 = time.perf_counter()
+    try:
+        mx.eval(tr.fns.micro(*arrays, None))
+    except RuntimeError as e:
+        if oom.is_oom_message(str(e)):
+            mx.clear_cache()
+            return None
+        raise
+    return mx.get_peak_memory(), time.perf_counter() - t0
+
+
+def _arrays(tr, idx: np.ndarray):
+    return tuple(mx.array(a) for a in batching.padded(tr.train, idx, tr.spec.training.max_seq_length))
+
+
 def _measure(tr, idx: np.ndarray) -> ProbePoint | None:
-    """Peak and time of one micro-batch (the second of two calls is timed: the first compiles)."""
-    inputs, targets, mask = (mx.array(a) for a in batching.padded(tr.train, idx, tr.spec.training.max_seq_length))
-    peak, seconds = 0, None
-    for call in range(2):
-        mx.reset_peak_memory()
-        t0 = time.perf_counter()
-        try:
-            mx.eval(tr.fns.micro(inputs, targets, mask, None))
-        except RuntimeError as e:
-            if oom.is_oom_message(str(e)):
-                mx.clear_cache()
-                return None
-            raise
-        seconds = time.perf_counter() - t0 if call else None
-        peak = max(peak, mx.get_peak_memory())
-    return ProbePoint(rows=int(mask.shape[0]), width=int(mask.shape[1]), peak_bytes=int(peak), seconds=seconds)
+    """The peak of one micro-batch (its first call, which also compiles it)."""
+    arrays = _arrays(tr, idx)
+    if (ran := _run(tr, arrays)) is None:
+        return None
+    return ProbePoint(rows=int(arrays[2].shape[0]), width=int(arrays[2].shape[1]), peak_bytes=int(ran[0]))
+
+
+def _timed(tr, idx: np.ndarray, point: ProbePoint) -> ProbePoint:
+    """The same micro-batch again, compiled now: its time."""
+    ran = _run(tr, _arrays(tr, idx))
+    return point if ran is None else point.model_copy(update={"seconds": ran[1],
+                                                              "peak_bytes": max(point.peak_bytes, int(ran[0]))})
 
 
 def _probe_sets(tr) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +111,9 @@ def _probe_sets(tr) -> tuple[np.ndarray, np.ndarray]:
 
 
 def measure_mode(tr, model: MemoryModel, gc: bool) -> MemoryMode:
-    """Measure one checkpointing mode: the longest example alone, as many of the longest as the
-    first measurement says fit, then the shortest step as wide as fits; fit the line."""
+    """Measure one checkpointing mode: the longest example alone, as many of the longest as that
+    says fit, the shortest step as wide as fits; fit the line. Only the smallest and the largest
+    are timed (a second call), with the shortest example alone as the small one when they are close."""
     tr.set_memory(model.model_copy(update={"grad_checkpoint": gc}))
     floor = _floor_bytes(tr)
     longest, short = _probe_sets(tr)
@@ -106,17 +121,24 @@ def measure_mode(tr, model: MemoryModel, gc: bool) -> MemoryMode:
     if first is None:  # MLX out of memory on one example: this mode cannot run the longest steps
         width = memplan.padded_width(int(tr._lengths[longest[0]]), model.max_seq_length)
         return MemoryMode(grad_checkpoint=gc, token_cap=width - 1)
-    points = [first]
+    found = [(longest[:1], first)]
     for pick in (lambda m: longest[:memplan.rows_at(m, first.width, gc)],
-                 lambda m: short[:memplan.rows_at(m, memplan.padded_width(int(tr._lengths[short].max()),
-                                                                          model.max_seq_length), gc)]):
-        trial = _replace(model, memplan.measured(gc, points, floor))
-        idx = pick(trial)
-        seen = {(p.rows, p.width) for p in points}
-        if len(idx) and (len(idx), memplan.padded_width(int(tr._lengths[idx].max()), model.max_seq_length)) not in seen:
+                 lambda m: short[:memplan.rows_at(m, _width(tr, short), gc)]):
+        idx = pick(_replace(model, memplan.measured(gc, [p for _, p in found], floor)))
+        if len(idx) and (len(idx), _width(tr, idx)) not in {(p.rows, p.width) for _, p in found}:
             if (point := _measure(tr, idx)) is not None:
-                points.append(point)
+                found.append((idx, point))
+    found.sort(key=lambda f: f[1].rows * f[1].width)
+    small, large = found[0], found[-1]
+    if large[1].rows * large[1].width < 1.5 * small[1].rows * small[1].width and _width(tr, longest[-1:]) < first.width:
+        small = (longest[-1:], _measure(tr, longest[-1:]))  # a well-spread pair for the time per token
+    pairs = [large] if small[1] is None or small is large else [small, large]
+    points = [p for _, p in found if all(p is not f[1] for f in pairs)] + [_timed(tr, *f) for f in pairs]
     return memplan.measured(gc, points, floor)
+
+
+def _width(tr, idx: np.ndarray) -> int:
+    return memplan.padded_width(int(tr._lengths[idx].max()), tr.spec.training.max_seq_length)
 
 
 def _replace(model: MemoryModel, m: MemoryMode) -> MemoryModel:
