@@ -19,8 +19,8 @@ import json
 import sys
 import time
 from functools import partial
-from statistics import median
 from pathlib import Path
+from statistics import median
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,7 @@ from conftest import ctl, small_job
 
 from farensed.atomic import atomic_write_json
 from farensed.daemon import records
-from farensed.formats import (Downshift, LiveProgress, MemoryMode, MemoryModel, MetricsRow, ProbePoint,
-                              TrainingState)
+from farensed.formats import Downshift, LiveProgress, MemoryMode, MemoryModel, MetricsRow, ProbePoint, TrainingState
 
 GB = 1024**3
 MODEL = MemoryModel(

@@ -12,8 +12,8 @@ from farensed import logs
 from farensed.paths import Home
 from farensed.worker import batching
 from farensed.worker.grad_checkpoint import is_grad_checkpointed, set_grad_checkpoint
-from farensed.worker.step import StepFunctions
 from farensed.worker.run import Run
+from farensed.worker.step import StepFunctions
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,8 @@ def main(argv=None) -> int:
         from .finish import finish
         from .model import BadJob
         from .run import Run
-        from .trainer import Diverged, OomExhausted, StopRequested
+        from .memory import OomExhausted
+        from .trainer import Diverged, StopRequested
 
         run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile)
         log = log.bind(job=run.spec.name)

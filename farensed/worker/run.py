@@ -19,10 +19,18 @@ from mlx_lm.tuner.datasets import create_dataset
 
 from .. import memplan
 from ..atomic import atomic_write_json
-from ..exitcodes import EXIT_STOPPED
 from ..datasets import Example, load_splits
-from ..formats import (JOB_FILE, PROGRESS, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow, TrainingState,
-                       read_model)
+from ..exitcodes import EXIT_STOPPED
+from ..formats import (
+    JOB_FILE,
+    PROGRESS,
+    TRAINING_STATE,
+    CheckpointState,
+    LiveProgress,
+    MetricsRow,
+    TrainingState,
+    read_model,
+)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 from ..paths import Home

@@ -19,7 +19,7 @@ from ..schedule import learning_rate, steps_per_epoch, total_steps
 from . import batching, memory
 from .faults import Faults
 from .grad_checkpoint import set_grad_checkpoint
-from .memory import OomExhausted, OutOfMemory
+from .memory import OutOfMemory
 from .step import StepFunctions, all_finite
 
 GB = 1024**3
