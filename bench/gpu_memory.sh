@@ -11,17 +11,19 @@
 # Here first:   ../shared/gpu/stage first|second (see ../shared/gpu/README.md), bench/gpu_prepare.sh
 # On the device (carry .device and bench/device-inputs), from the checkout root:
 #   cp .device/* /root/stash/ && bash /root/stash/device-setup.sh && . /root/stash/env.sh && bash bench/gpu_memory.sh
-# On this CPU, to try it (a 4-layer twin; mlx-cpu's 4-bit path is slow):
-#   SMALL=1 STEPS=4 WARMUP=2 PY=.venv/bin/python OUT=/tmp/gpu-try bash bench/gpu_memory.sh
+# On this CPU, to try the script itself, with the demo model in place of the 7B shape:
+#   MODEL_DIR=models/farense-tiny BUDGET=0.06 WARMUP=3 LIMIT=900 PY=.venv/bin/python OUT=/tmp/gpu-try \
+#     bash bench/gpu_memory.sh
+# (SMALL=1 builds the 4-layer 4-bit twin instead, but mlx-cpu's 4-bit path takes minutes a step here.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 OUT=${OUT:-bench/results/gpu}
 IN=${INPUTS:-bench/device-inputs}
-STEPS=${STEPS:-40}           # measured steps a run (effective batch 8)
-WARMUP=${WARMUP:-12}         # steps of the first, compiling run
+STEPS=${STEPS:-30}           # steps a run (effective batch 8); the first 10 are not measured
+WARMUP=${WARMUP:-6}          # steps of the first, compiling run
 BUDGET=${BUDGET:-12}         # memory.budget_gb
-LIMIT=${LIMIT:-520}          # seconds for all of it; what has finished by then is in $OUT
+LIMIT=${LIMIT:-480}          # seconds for all of it (device-setup comes before); what has finished is in $OUT
 MODEL=${MODEL_DIR:-/tmp/m7b4${SMALL:+-small}}
 mkdir -p "$OUT"
 start=$(date +%s)
