@@ -21,16 +21,8 @@ from .. import memplan
 from ..atomic import atomic_write_json
 from ..datasets import Example, load_splits
 from ..exitcodes import EXIT_STOPPED
-from ..formats import (
-    JOB_FILE,
-    PROGRESS,
-    TRAINING_STATE,
-    CheckpointState,
-    LiveProgress,
-    MetricsRow,
-    TrainingState,
-    read_model,
-)
+from ..formats import (JOB_FILE, PROGRESS, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow, TrainingState,
+                       read_model)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 from ..paths import Home
