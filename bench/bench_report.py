@@ -63,8 +63,8 @@ def print_report(a, res: dict) -> None:
         label = f"mlx_lm lora {r['batch']}x{r.get('accumulation', '?')}{' --grad-checkpoint' if r['checkpoint'] else ''}"
         fits = "error" not in r and r["peak_gib"] <= a.budget_gb
         print(_line(label, r, f"largest batch that fits {a.budget_gb:g} GiB" + ("" if fits else " by its probe; OVER in the run")))
-        if "error" not in r and (best is None or r["examples_per_sec"] > best["examples_per_sec"]):
-            best = r
+        if fits and (best is None or r["examples_per_sec"] > best["examples_per_sec"]):
+            best = r  # only a run whose own peak stayed within the budget counts
     if a.budget_gb and not (res.get("mlx_lm_fit_plain") or res.get("mlx_lm_fit_gc")):
         print(f"{'mlx_lm lora':44}  no batch size in {a.mlx_lm_batches} fits {a.budget_gb:g} GiB")
     print(_line(f"bare compiled MLX loop {a.batch}x{a.accumulation}", ref["bare"]))
