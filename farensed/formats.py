@@ -41,6 +41,48 @@ class Downshift(_Model):
     reason: str
     source: Literal["budget", "runtime_error", "process_death", "gpu_fault"]
     at: float  # unix time
+    tokens: int | None = None  # rows x padded width of the micro-batch that failed, when known
+    width: int | None = None  # its padded width: from/to_micro_batch are rows at this width
+
+
+class ProbePoint(_Model):
+    """One measured micro-batch: rows x padded width, its peak memory and its time (after compiling)."""
+
+    rows: int
+    width: int
+    peak_bytes: int
+    seconds: float | None = None
+
+
+class MemoryMode(_Model):
+    """What one checkpointing mode costs: peak ~ base + per_token x tokens (bytes), and
+    time ~ seconds_base + seconds_per_token x tokens, tokens = rows x padded width."""
+
+    grad_checkpoint: bool
+    base_bytes: float | None = None  # None: not measured (no budget)
+    per_token_bytes: float | None = None
+    seconds_base: float | None = None
+    seconds_per_token: float | None = None
+    token_cap: int | None = None  # no micro-batch above this many tokens (out-of-memory corrections)
+    points: list[ProbePoint] = Field(default_factory=list)
+
+
+class MemoryModel(_Model):
+    """How a run splits its steps into micro-batches; measured on the job's own data before the
+    first step, corrected by every out-of-memory event, saved in training_state and checkpoints."""
+
+    key: str  # the settings it holds for (model, lora, lengths, budget, batch, device): else remeasured
+    rows_cap: int  # training.batch_size: the widest micro-batch
+    rows_floor: int  # memory.min_micro_batch
+    max_seq_length: int
+    budget_bytes: int | None = None
+    usable_bytes: int | None = None  # the budget less a safety margin: what a planned peak may reach
+    grad_checkpoint: bool = False  # the mode in use
+    modes: list[MemoryMode]
+    why: str = ""  # why this mode, in words
+    probe_seconds: float = 0.0
+    corrections: int = 0
+    downshifts_seen: int = 0  # training_state downshifts already folded into the model
 
 
 class RankInfo(_Model):
@@ -87,6 +129,7 @@ class TrainingState(_Model):
     load_seconds: float = 0.0
     compile_seconds: float = 0.0
     scoring: ScoringPlan | None = None  # set once the scoring phase has planned its work
+    memory_model: MemoryModel | None = None
 
 
 class Cursor(_Model):
@@ -117,6 +160,7 @@ class CheckpointState(_Model):
     skipped_nonfinite: int = 0
     eval_pending: bool = False  # a stop interrupted the evaluation at `step`: it runs first on resume
     data_fingerprint: str | None = None  # sha256 of the tokenized training set: resume refuses other data
+    memory_model: MemoryModel | None = None
 
 
 class Manifest(_Model):
@@ -147,6 +191,8 @@ class MetricsRow(_Model):
     grad_accumulation: int
     tokens_seen: int
     elapsed: float
+    splits: str | None = None  # the window's steps by micro-batch split, e.g. "4+4:9 3+3+2:1"
+    grad_checkpoint: bool | None = None
 
 
 class LiveProgress(_Model):
@@ -172,8 +218,9 @@ class LiveProgress(_Model):
     downshifts: int = 0
     last_checkpoint: str | None = None
     eta_seconds: float | None = None
-    phase: Literal["loading", "compiling", "training", "evaluating", "checkpointing", "generating", "scoring",
-                   "done"] = "training"
+    split: list[int] | None = None  # the last step's micro-batches
+    phase: Literal["loading", "measuring_memory", "compiling", "training", "evaluating", "checkpointing", "generating",
+                   "scoring", "done"] = "training"
     scored: int | None = None  # scoring phase: questions answered so far, of to_score
     to_score: int | None = None
     updated_at: float
@@ -244,6 +291,7 @@ class TrainingSummary(_Model):
     total_parameters: int
     downshifts: list[Downshift]
     restarts: int
+    memory_model: MemoryModel | None = None
     skipped_nonfinite_steps: int
     truncated_examples: int
     answers: list[Answer]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .atomic import atomic_write_bytes
-from .formats import JOB_FILE
+from .formats import JOB_FILE, TrainingState
+from .jobspec import JobSpec
 
 
 def prepare_run(job_file: Path, run_dir: Path) -> Path:
@@ -15,3 +16,10 @@ def prepare_run(job_file: Path, run_dir: Path) -> Path:
     if not target.exists():
         atomic_write_bytes(target, Path(job_file).read_bytes())
     return run_dir
+
+
+def fresh_training_state(spec: JobSpec) -> TrainingState:
+    """training_state.json of a run that has not started: the job's batch and checkpointing."""
+    t = spec.training
+    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
+                         effective_batch=t.effective_batch, grad_checkpoint=spec.memory.grad_checkpoint)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from . import status_file
+from . import memplan, status_file
 from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
 from .strict import Strict as _Model
@@ -70,6 +70,8 @@ class JobView(_Model):
     last_checkpoint: str | None = None
     eta_seconds: float | None = None
     updated_at: float | None = None
+    split: str | None = None  # the last step's micro-batches, e.g. "3+3+2"
+    memory_plan: str | None = None  # budget, measured model, checkpointing and why
 
 
 class Status(_Model):
@@ -105,7 +107,8 @@ def job_view(rec, live: bool = False) -> JobView:
         upd |= {"step": ts.step, "total_steps": ts.total_steps or None, "epoch": ts.epoch,
                 "best_val_loss": ts.best_val_loss, "micro_batch": ts.micro_batch,
                 "grad_accumulation": ts.grad_accumulation, "grad_checkpoint": ts.grad_checkpoint,
-                "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at}
+                "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at,
+                "memory_plan": memplan.describe(ts.memory_model) if ts.memory_model else None}
         if live and ts.ranks and ts.updated_at >= (rec.worker_started or 0):  # this start's ranks, not the last's
             upd["ranks"] = ts.ranks
     if pr is not None and (ts is None or pr.updated_at >= ts.updated_at or pr.step >= ts.step):
@@ -115,7 +118,8 @@ def job_view(rec, live: bool = False) -> JobView:
                 "steps_per_sec": pr.steps_per_sec, "memory_gb": pr.active_memory_gb,
                 "peak_memory_gb": pr.peak_memory_gb, "budget_gb": pr.budget_gb,
                 "last_checkpoint": pr.last_checkpoint or upd.get("last_checkpoint"),
-                "eta_seconds": pr.eta_seconds if live else None, "phase": pr.phase, "updated_at": pr.updated_at}
+                "eta_seconds": pr.eta_seconds if live else None, "phase": pr.phase, "updated_at": pr.updated_at,
+                "split": memplan.label(pr.split) if pr.split else None}
         if ts is None:
             upd |= {"micro_batch": pr.micro_batch, "grad_accumulation": pr.grad_accumulation,
                     "grad_checkpoint": pr.grad_checkpoint, "downshifts": pr.downshifts}

@@ -13,6 +13,8 @@ from .errors import DataError, JobFileError
 from .hosts import HostfileError, is_this_machine, rank_hosts
 from .jobfile import Problem, key_lines, load_job
 from .jobspec import JobSpec
+from .memestimate import estimate
+from .memplan import GB, MARGIN, PAD_TO, padded_width
 from .paths import Home
 
 
@@ -142,14 +144,43 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
                                     f" batch ({spec.training.batch_size})", lines.get("training.batch_size"),
                                     "training.batch_size"))
     tok = _tokenizer(spec, home) if measure_tokens else None
+    longest = 0
     for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
         if exs or name != "test":
             lengths = _lengths(tok, exs) if exs and tok is not None else None
+            longest = max([longest, *(lengths or [])]) if name == "train" else longest
             rep.notes.append(_describe_split(name, exs, lengths,
                                              spec.training.max_seq_length))
+    _check_memory(rep, spec, home, lines, min(longest or spec.training.max_seq_length, spec.training.max_seq_length))
     if not splits.valid:
         rep.notes.append("no validation examples: training will run without eval")
     _note_leakage(rep, splits)
+
+
+def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: int) -> None:
+    """With a budget: weights over it are a problem; one longest example over it (a rough estimate,
+    even with gradient checkpointing) a warning. The worker measures the real figures."""
+    budget = spec.memory.budget_gb * GB
+    model = home.resolve(spec.model)
+    width = padded_width(longest, spec.training.max_seq_length)
+    est = estimate(model, spec.lora.num_layers, spec.lora.rank, width) if budget and model.is_dir() else None
+    if est is None:
+        return
+    if est.weights > budget:
+        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GB:.2f} GB, over the"
+                                    f" budget of {spec.memory.budget_gb:g} GB", lines.get("memory.budget_gb"),
+                                    "memory.budget_gb"))
+        return
+    one = est.peak(width * spec.memory.min_micro_batch, checkpointed=True)
+    if one > budget * (1 - MARGIN):
+        fits = int(max((budget * (1 - MARGIN) - est.base) / est.per_token_checkpointed, 0) // PAD_TO * PAD_TO)
+        rep.notes.append(f"warning: memory.budget_gb {spec.memory.budget_gb:g} looks too small for the longest"
+                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GB:.2f} GB even"
+                         f" with gradient checkpointing; about {fits} tokens would fit. The worker measures the real"
+                         f" figure before the first step and fails the job if it does not fit")
+    elif est.peak(width * spec.training.batch_size, checkpointed=False) > budget * (1 - MARGIN):
+        rep.notes.append(f"memory: the longest steps ({longest} tokens) will run in narrower micro-batches than"
+                         f" {spec.training.batch_size} to stay within {spec.memory.budget_gb:g} GB (rough estimate)")
 
 
 def _note_leakage(rep: Report, splits: Splits) -> None:

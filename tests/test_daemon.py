@@ -78,7 +78,7 @@ def test_half_written_file_is_not_judged_early(home):
 
 def test_cancel_pause_resume_and_status_json(home):
     # Given a running daemon with one long job running and one queued
-    long_job = _write(home / "long.toml", small_job(steps=40, checkpoint_every=5))
+    long_job = _write(home / "long.toml", small_job(steps=120, checkpoint_every=5))
     ctl("submit", str(long_job))
     ctl("submit", str(_write(home / "later.toml", small_job(steps=2))))
     d = start_daemon()
@@ -87,22 +87,22 @@ def test_cancel_pause_resume_and_status_json(home):
         st = json.loads(ctl("status", "--json").stdout)
         cur = st["current"]
         assert st["daemon"]["state"] == "running" and cur["id"] == "long" and cur["state"] == "running"
-        assert cur["worker_pid"] > 0 and cur["total_steps"] == 40 and cur["output_dir"].endswith("/long")
+        assert cur["worker_pid"] > 0 and cur["total_steps"] == 120 and cur["output_dir"].endswith("/long")
         assert [j["id"] for j in st["queue"]] == ["later"]
         # When the queued job is cancelled and the running one paused
-        ctl("cancel", "later")
         ctl("pause", "long")
+        ctl("cancel", "later")
         # Then within a few seconds: later cancelled, long paused at a checkpoint, no worker left
         wait_for(lambda: (record(home, "later") or {}).get("state") == "cancelled", 5, what="later cancelled")
         wait_for(lambda: (record(home, "long") or {}).get("state") == "paused", 20, what="long paused")
         paused_step = json.loads((home / "checkpoints" / "long" / "training_state.json").read_text())["step"]
-        assert paused_step < 40
+        assert paused_step < 120
         # When it is resumed, it continues from its checkpoint and finishes
         ctl("resume", "long")
         wait_for(lambda: (record(home, "long") or {}).get("state") == "done", 90, what="long done")
         assert "resumed" in (home / "checkpoints" / "long" / "worker.log").read_text()
         view = json.loads(ctl("status", "long", "--json").stdout)
-        assert (view["state"], view["step"], view["total_steps"]) == ("done", 40, 40)
+        assert (view["state"], view["step"], view["total_steps"]) == ("done", 120, 120)
         # And retry brings the cancelled job back
         ctl("retry", "later")
         wait_for(lambda: (record(home, "later") or {}).get("state") == "done", 60, what="later done")

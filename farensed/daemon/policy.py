@@ -155,7 +155,7 @@ def next_job(jobs: Iterable[Candidate], now: float) -> str | None:
     return queued[0].id if queued else None
 
 
-STARTUP_PHASES = ("loading", "compiling")  # one long silent operation each: a model load, a first compile
+STARTUP_PHASES = ("loading", "measuring_memory", "compiling")  # long and silent: a model load, a first compile
 STARTUP_STALL_SECONDS = 1800.0  # a 7B load from a slow disk plus CUDA's first compile fit well inside
 
 

@@ -11,7 +11,7 @@ from ..errors import FarensedError, StateError
 from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
 from ..hosts import HostGone
 from ..jobfile import load_job
-from ..run_folder import prepare_run
+from ..run_folder import fresh_training_state, prepare_run
 from ..validate import looks_like_hub_id
 from . import policy, unattended
 from .guard import for_job
@@ -71,9 +71,7 @@ def settle(d, w: Worker, rc: int) -> None:
 
 
 def fresh_state(run_dir: Path) -> TrainingState:
-    t = load_job(run_dir / JOB_FILE).training
-    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
-                         effective_batch=t.effective_batch)
+    return fresh_training_state(load_job(run_dir / JOB_FILE))
 
 
 def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .. import memplan
 from ..daemon.lock import holder_pid
 from ..daemon.records import FINISHED
 from ..paths import Home
@@ -124,6 +125,8 @@ def lines(f: Frame) -> list[tuple[str, str]]:
         ("Tokens/sec", fmt_num(p.tokens_per_sec if p else None, "{:.0f}")),
         ("Steps/sec", fmt_num(p.steps_per_sec if p else None, "{:.2f}")),
         ("Micro-batch x acc", _batch(f)),
+        ("Last step split", memplan.label(p.split) if p and p.split else "-"),
+        ("Memory plan", memplan.describe(st.memory_model) if st and st.memory_model else "-"),
         ("Last checkpoint", (p.last_checkpoint if p else None) or (st.checkpoint if st else None) or "-"),
         ("Restarts", str(restarts)),
         ("Updated", age),

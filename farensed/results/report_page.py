@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..formats import TARGETS
+from ..memplan import count_splits, describe
 from .answer_scores import means_lines, run_scores, side_by_side
 from .plots import FILES, PLOTS_DIR, SCORES_FILE, event_steps
 from .rundata import RunData
@@ -29,6 +30,7 @@ def markdown(data: RunData) -> str:
         lines.append(f"- {kind}: {', '.join(map(str, steps)) if steps else 'none'}")
     for d in (data.state.downshifts if data.state else []):
         lines.append(f"  - step {d.step}: micro-batch {d.from_micro_batch} -> {d.to_micro_batch} ({d.source}: {d.reason})")
+    lines += memory_section(data)
     lines += ["", "## Plots", ""]
     lines += [f"![{name[:-4]}]({PLOTS_DIR}/{name})" for name in FILES]
     lines += _scores_section(data)
@@ -51,6 +53,23 @@ def _scores_section(data: RunData) -> list[str]:
     lines += ["| " + " | ".join(_cell(c) for c in cells) + " |" for cells in side_by_side(rows[:TABLE_ROWS])]
     if len(rows) > TABLE_ROWS:
         lines += ["", f"({len(rows) - TABLE_ROWS} more in answers.jsonl)"]
+    return lines
+
+
+def memory_section(data: RunData) -> list[str]:
+    """The memory plan, the peak against the budget, and how steps were split into micro-batches."""
+    st, s = data.state, data.summary
+    model = (st.memory_model if st else None) or (s.memory_model if s else None)
+    peaks = [r.peak_memory_gb for r in data.trains() if r.peak_memory_gb is not None]
+    budget = data.spec.memory.budget_gb if data.spec else 0
+    lines = ["", "## Memory", "", f"- plan: {_cell(describe(model)) if model else '-'}"]
+    if peaks:
+        against = f" against the budget {budget:g} GB ({max(peaks) / budget:.0%})" if budget else " (no budget)"
+        lines.append(f"- peak {max(peaks):.3f} GB{against}")
+    counts = count_splits(r.splits for r in data.trains())
+    if counts:
+        lines += ["", "| micro-batches of a step | steps |", "|---|---|"]
+        lines += [f"| {name} | {n} |" for name, n in counts.items()]
     return lines
 
 

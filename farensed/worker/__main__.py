@@ -40,8 +40,9 @@ def main(argv=None) -> int:
         from .finish import complete, finish
         from .model import BadJob
         from .run import Run
+        from .memory import OomExhausted
         from .scoring import score
-        from .trainer import Diverged, OomExhausted, StopRequested
+        from .trainer import Diverged, StopRequested
 
         dist = distributed.init(args.distributed)
         if dist.size > 1:

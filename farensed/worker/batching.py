@@ -4,12 +4,12 @@ split of a step into micro-batches, and padded arrays with an exact target mask.
 from __future__ import annotations
 
 import hashlib
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-PAD_TO = 32  # pad inputs to a multiple of this: fewer distinct shapes for mx.compile
+from ..memplan import padded_width
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,21 @@ def epoch_plan(lengths: np.ndarray, effective_batch: int, seed: int, epoch: int)
     return [steps[i] for i in rng.permutation(len(steps))]
 
 
-def micro_batches(step: np.ndarray, micro_batch: int) -> list[np.ndarray]:
-    """Consecutive slices of a step's examples; together they are exactly the step."""
-    return [step[i : i + micro_batch] for i in range(0, len(step), micro_batch)]
+def micro_batches(step: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Consecutive slices of a step's examples, of these sizes; together they are exactly the step."""
+    assert sum(sizes) == len(step), (sizes, len(step))
+    ends = np.cumsum([0, *sizes])
+    return [step[a:b] for a, b in zip(ends[:-1], ends[1:])]
+
+
+def chunks(order: np.ndarray, size: int) -> list[np.ndarray]:
+    return [order[i : i + size] for i in range(0, len(order), size)]
 
 
 def padded(data: Tokenized, idx: np.ndarray, max_seq_length: int):
     """inputs, targets (int32) and mask (float32) for the examples `idx`."""
     lengths = [len(data.tokens[i]) for i in idx]
-    width = min(PAD_TO * math.ceil(max(max(lengths) - 1, 1) / PAD_TO), max_seq_length)
+    width = padded_width(max(lengths), max_seq_length)
     arr = np.zeros((len(idx), width + 1), dtype=np.int32)
     mask = np.zeros((len(idx), width), dtype=np.float32)
     for row, i in enumerate(idx):

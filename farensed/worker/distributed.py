@@ -21,9 +21,12 @@ from mlx.utils import tree_flatten, tree_map_with_path
 
 from ..formats import RankInfo
 from . import sharding
+from .memory import OutOfMemory
 from .model import BadJob
 
 HOST_BYTES = 64
+EVENT = 5  # figures of one rank's out-of-memory event in the step's sum
+GIB = 1024**3
 OOM_SOURCES = ("budget", "runtime_error")  # OutOfMemory.source, coded 1 + index in the flags
 PEER_LOST = ("[ring]", "[jaccl]", "[nccl]", "[mpi]", "NCCL error")
 
@@ -124,8 +127,6 @@ class Group(Solo):
     def step_sum(self, compute, params, stop: bool):
         """Sum of every rank's (loss, target count, gradient) of the step; raises OutOfMemory on
         every rank when any ran out, so all downshift alike and redo the step."""
-        from .trainer import OutOfMemory  # the trainer imports this module
-
         failed = None
         try:
             loss, ntoks, grad = compute()
@@ -134,23 +135,31 @@ class Group(Solo):
         keys = [k for k, _ in tree_flatten(params)]
         mine = dict(tree_flatten(grad)) if grad is not None else {}
         leaves = [mine[k] if k in mine else mx.zeros_like(v) for k, v in tree_flatten(params)]
-        flags = np.zeros(self.size + 1, dtype=np.float32)
-        flags[self.rank] = 0 if failed is None else 1 + OOM_SOURCES.index(failed.source)
+        # per rank: [out-of-memory source code, rows, width, peak GiB, largest tokens]; then the stop flag
+        flags = np.zeros(EVENT * self.size + 1, dtype=np.float32)
+        if failed is not None:
+            flags[EVENT * self.rank:EVENT * (self.rank + 1)] = (
+                1 + OOM_SOURCES.index(failed.source), failed.rows, failed.width, failed.peak / GIB, failed.largest)
         flags[-1] = float(stop)
         parts = [v.reshape(-1).astype(mx.float32) for v in leaves]
         total = self._all_sum(mx.concatenate([*parts, mx.stack([loss, ntoks]).astype(mx.float32), mx.array(flags)]))
-        codes = np.array(total[-(self.size + 1):])
-        self._stop = self._stop or bool(codes[-1] > 0)
-        self._raise_if_out_of_memory(codes[:-1], failed, OutOfMemory)
-        return total[-(self.size + 3)], total[-(self.size + 2)], self._unflatten(total, keys, leaves, params)
+        n = EVENT * self.size + 1
+        events = np.array(total[-n:])
+        self._stop = self._stop or bool(events[-1] > 0)
+        self._raise_if_out_of_memory(events[:-1].reshape(self.size, EVENT), failed, OutOfMemory)
+        return total[-(n + 2)], total[-(n + 1)], self._unflatten(total, keys, leaves, params)
 
-    def _raise_if_out_of_memory(self, codes: np.ndarray, failed, error) -> None:
-        out = [r for r in range(self.size) if codes[r] > 0]
-        if failed is not None:
-            raise failed
-        if out:
-            r = out[0]
-            raise error(f"rank {r} on {self.ranks[r].host} ran out of memory", OOM_SOURCES[int(codes[r]) - 1])
+    def _raise_if_out_of_memory(self, events: np.ndarray, failed, error) -> None:
+        """The first rank's out-of-memory event, raised on every rank from the summed figures (the
+        failing rank too), so that every rank corrects its memory model identically."""
+        out = [r for r in range(self.size) if events[r, 0] > 0]
+        if not out:
+            return
+        r = out[0]
+        code, rows, width, peak_gib, largest = events[r]
+        why = str(failed) if failed is not None and r == self.rank else "ran out of memory"
+        raise error(f"rank {r} on {self.ranks[r].host}: {why}", OOM_SOURCES[int(code) - 1], int(rows), int(width),
+                    int(peak_gib * GIB), int(largest))
 
     @staticmethod
     def _unflatten(total: mx.array, keys: list[str], leaves: list[mx.array], params):

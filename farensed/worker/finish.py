@@ -69,6 +69,6 @@ def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
         best_step=tr.p.best_step, seconds=round(secs, 3), tokens=tr.p.tokens_seen,
         tokens_per_sec=round(tr.p.tokens_seen / secs, 1) if secs else 0.0,
         load_seconds=run.state.load_seconds, compile_seconds=run.state.compile_seconds,
-        trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts,
+        trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts, memory_model=tr.memory,
         restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped, truncated_examples=run.truncated,
         answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / "adapters"))

@@ -17,16 +17,17 @@ import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.tuner.datasets import create_dataset
 
-from .. import oom
+from .. import memplan
 from ..atomic import atomic_write_json
-from ..exitcodes import EXIT_STOPPED
 from ..datasets import Example, load_splits
+from ..exitcodes import EXIT_STOPPED
 from ..formats import (JOB_FILE, PROGRESS, SUMMARY, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow,
                        TrainingState, read_model)
 from ..jobfile import load_job, parse_job
 from ..jobspec import JobSpec
 from ..paths import Home
-from . import batching, checkpoint, outputs
+from ..run_folder import fresh_training_state
+from . import batching, checkpoint, memory, outputs
 from .distributed import Solo
 from .faults import Faults
 from .first_step import FirstStepClock
@@ -47,9 +48,7 @@ def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
     path = run_dir / TRAINING_STATE
     if path.exists():
         return read_model(path, TrainingState)
-    t = spec.training
-    return TrainingState(micro_batch=t.batch_size, grad_accumulation=t.grad_accumulation,
-                         effective_batch=t.effective_batch)
+    return fresh_training_state(spec)
 
 
 class Run:
@@ -87,8 +86,8 @@ class Run:
         self.optimizer = make_optimizer(spec.training.optimizer, spec.training.learning_rate,
                                         spec.training.weight_decay)
         self.optimizer.init(self.model.trainable_parameters())
-        setting = oom.MemorySetting(self.state.micro_batch, self.state.grad_checkpoint)
-        self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, setting,
+        key = memory.settings_key(spec, self.model_path, train.fingerprint(), self.compile)
+        self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, memory.unmeasured(spec, key),
                                Faults(self.dir, rank=self.dist.rank), self.log, self.compile, dist=self.dist)
         self.dist.check_same("the tokenized training data (data, max_seq_length, mask_prompt, tokenizer)",
                              self.trainer.fingerprint)
@@ -111,21 +110,21 @@ class Run:
         Rank 0 reads it; every rank then holds rank 0's adapters, optimizer state and cursor."""
         found = self.dist.from_root(self._load_newest)
         self.dist.sync_from_root(self.model, self.optimizer)
+        self.trainer.recompile()  # the step functions captured the optimizer state object, now replaced
         if found is None:
             if self.dist.is_root:
                 outputs.rewrite_metrics(self.dir, [])
+            self.settle_memory(None)
             return
         cs = CheckpointState.model_validate(found["state"])
         rows = [MetricsRow.model_validate_json(line) for line in found["metrics"].splitlines() if line]
         self.trainer.restore(cs, rows)
-        lower = min(cs.micro_batch, self.state.micro_batch)  # the daemon may have lowered it since
-        self.trainer.setting = oom.MemorySetting(lower, cs.grad_checkpoint or self.state.grad_checkpoint)
-        self.trainer.downshifts = list(self.state.downshifts)
-        self.trainer._build()
         if self.dist.is_root:
             outputs.rewrite_metrics(self.dir, rows)
         self.last_checkpoint = found["name"]
-        self.log.info("resumed", checkpoint=found["name"], step=cs.step, micro_batch=lower)
+        self.settle_memory(cs)
+        self.log.info("resumed", checkpoint=found["name"], step=cs.step, micro_batch=self.trainer.narrowest,
+                      grad_checkpoint=self.trainer.memory.grad_checkpoint)
 
     def _load_newest(self) -> dict | None:
         """Load the newest valid checkpoint's tensors into the model and optimizer; its name, state, metrics."""
@@ -142,6 +141,23 @@ class Run:
         saved = tensors["optimizer.safetensors"]
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
         return {"name": ck.name, "state": cs.model_dump(mode="json"), "metrics": metrics_text}
+
+    def settle_memory(self, cs: CheckpointState | None) -> None:
+        """The memory model: the saved one when the settings are the same (so a resume splits as
+        before), else measured (with a budget, by rank 0); then the daemon's records of deaths folded in."""
+        tr = self.trainer
+        saved = [m for m in (self.state.memory_model, cs.memory_model if cs else None) if m and m.key == tr.memory.key]
+        model = saved[0] if saved else tr.memory
+        if not saved and model.budget_bytes and self.dist.is_root:
+            self.write_progress("measuring_memory")
+            model = memory.establish(tr, model, self.log)
+        tr.set_memory(model)
+        tr.agree_memory()
+        tr.downshifts = list(self.state.downshifts)
+        model = memplan.fold_deaths(tr.memory, tr.downshifts, tr.step_lengths(0))
+        tr.set_memory(memory.ensure_measured(tr, model))
+        tr.agree_memory()
+        self.write_state("running")  # a restart before the first checkpoint reuses what was measured
 
     @property
     def scoring_pending(self) -> bool:
@@ -261,8 +277,8 @@ class Run:
                "checkpoint": self.last_checkpoint, "ranks": list(self.dist.ranks)}
         if tr is not None:
             upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": tr.epoch,
-                    "micro_batch": tr.setting.micro_batch, "grad_checkpoint": tr.setting.grad_checkpoint,
-                    "grad_accumulation": tr.setting.accumulation(tr.effective_batch),
+                    "micro_batch": tr.narrowest, "grad_checkpoint": tr.memory.grad_checkpoint,
+                    "grad_accumulation": tr.accumulation(), "memory_model": tr.memory,
                     "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step}
         self.state = self.state.model_copy(update=upd)
         atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
@@ -282,9 +298,9 @@ class Run:
             tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,
             active_memory_gb=round(mx.get_active_memory() / 1024**3, 4),
             peak_memory_gb=last_train.peak_memory_gb if last_train else None,
-            budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.setting.micro_batch,
-            grad_accumulation=tr.setting.accumulation(tr.effective_batch), grad_checkpoint=tr.setting.grad_checkpoint,
-            downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint,
+            budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.narrowest,
+            grad_accumulation=tr.accumulation(), grad_checkpoint=tr.memory.grad_checkpoint,
+            downshifts=len(tr.downshifts), last_checkpoint=self.last_checkpoint, split=tr.last_split,
             phase=phase, updated_at=time.time(), **({"eta_seconds": eta} | scoring)))
 
     def write_progress_loading(self) -> None:

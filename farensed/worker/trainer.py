@@ -3,37 +3,28 @@ guard, eval, metrics, checkpoints and graceful stop. Owned here, not mlx_lm.tune
 
 from __future__ import annotations
 
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import mlx.core as mx
 import numpy as np
-from mlx_lm.tuner.trainer import grad_checkpoint
 
-from .. import oom
+from .. import memplan, oom
 from ..errors import FarensedError
-from ..formats import CheckpointState, Cursor, Downshift, MetricsRow
+from ..formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow
 from ..jobspec import JobSpec
 from ..schedule import learning_rate, steps_per_epoch, total_steps
-from . import batching
+from . import batching, memory
 from .distributed import Solo
 from .faults import Faults
+from .grad_checkpoint import set_grad_checkpoint
+from .memory import OutOfMemory
 from .step import StepFunctions, all_finite
 
 GB = 1024**3
 MAX_NONFINITE = 3
-
-
-class OutOfMemory(FarensedError):
-    """A micro-step ran out of memory or over the budget; the step is redone lower."""
-
-    def __init__(self, reason: str, source: str):
-        super().__init__(reason)
-        self.source = source
-
-
-class OomExhausted(FarensedError):
-    """Nothing left on the ladder."""
 
 
 class Diverged(FarensedError):
@@ -69,7 +60,7 @@ class Progress:
 
 class Trainer:
     def __init__(self, spec: JobSpec, model, optimizer, train: batching.Tokenized,
-                 valid: batching.Tokenized | None, setting: oom.MemorySetting, faults: Faults, log,
+                 valid: batching.Tokenized | None, memory_model: MemoryModel, faults: Faults, log,
                  compile: bool = True, dist=None):
         self.spec, self.model, self.optimizer, self.log = spec, model, optimizer, log
         self.dist = dist or Solo()  # data-parallel: this rank's share of each step, sums over ranks
@@ -83,18 +74,39 @@ class Trainer:
         self._lengths, self._targets = train.lengths, train.n_targets
         self.fingerprint = train.fingerprint()
         self.budget = int(spec.memory.budget_gb * GB)
-        self.setting = setting
+        self.memory, self._fns = memory_model, {}
         self._build()
         self._window_time, self._window_steps, self._window_real_tokens = 0.0, 0, 0
+        self._window_splits: Counter[str] = Counter()
+        self._window_peak, self.last_split = 0, None
 
     @property
     def effective_batch(self) -> int:
         return self.spec.training.effective_batch
 
     def _build(self) -> None:
-        if self.setting.grad_checkpoint:
-            grad_checkpoint(self.model.layers[0])
-        self.fns = StepFunctions(self.model, self.optimizer, self.spec.training.grad_clip, self.compile)
+        """Step functions for the current checkpointing mode, one compiled set per mode (switching
+        back reuses what was compiled)."""
+        gc = self.memory.grad_checkpoint
+        set_grad_checkpoint(self.model, gc)
+        if gc not in self._fns:
+            self._fns[gc] = StepFunctions(self.model, self.optimizer, self.spec.training.grad_clip, self.compile)
+        self.fns = self._fns[gc]
+
+    def recompile(self) -> None:
+        """Drop the compiled step functions: they capture the optimizer state object, which a resume replaces."""
+        self._fns = {}
+        self._build()
+
+    def set_memory(self, model: MemoryModel) -> None:
+        self.memory = model
+        self._build()
+
+    def agree_memory(self) -> None:
+        """Data-parallel with a budget: every rank takes rank 0's memory model, so that all split,
+        correct and switch checkpointing alike (each rank's own measurements differ a little)."""
+        if self.dist.size > 1 and self.memory.budget_bytes:
+            self.set_memory(MemoryModel.model_validate(self.dist.from_root(lambda: self.memory.model_dump(mode="json"))))
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         if epoch not in self._plans:
@@ -102,45 +114,90 @@ class Trainer:
                                                       self.spec.training.seed, epoch)}
         return self._plans[epoch]
 
+    def step_lengths(self, epoch: int = 0) -> list[list[int]]:
+        """Token lengths of each step of an epoch, in order: what the memory plan is made for."""
+        return [self._lengths[idx].tolist() for idx in self.plan(epoch)]
+
     def step_examples(self) -> np.ndarray:
         return self.plan(self.p.cursor.epoch)[self.p.cursor.index]
 
+    # --- memory ----------------------------------------------------------------------
+    @property
+    def widest(self) -> int:
+        """Padded width of the longest training example."""
+        return memplan.padded_width(int(self._lengths.max()), self.spec.training.max_seq_length)
+
+    @property
+    def narrowest(self) -> int:
+        """The micro-batch the longest steps get (training_state's micro_batch; the daemon halves it)."""
+        return max(memplan.rows_at(self.memory, self.widest), 1)
+
+    def accumulation(self) -> int:
+        return math.ceil(self.effective_batch / self.narrowest)
+
     # --- one step -------------------------------------------------------------------
-    def gradient(self, idx: np.ndarray, micro_batch: int):
-        """Summed loss, target count and summed gradient of the examples `idx`."""
+    def gradient(self, idx: np.ndarray, sizes: list[int]):
+        """Summed loss, target count and summed gradient of the examples `idx`, in micro-batches of
+        `sizes`. With a budget every micro-batch is measured as it ends; without one they are queued
+        (async) so the device never waits for Python between them."""
         mx.random.seed(self.spec.training.seed * 1_000_003 + self.p.step)
+        acc, loss, ntoks, self.step_peak = None, mx.array(0.0), mx.array(0.0), 0
         mx.reset_peak_memory()
-        acc, loss, ntoks = None, mx.array(0.0), mx.array(0.0)
-        for mb in batching.micro_batches(idx, micro_batch):
-            inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
-            try:
+        try:
+            for mb in batching.micro_batches(idx, sizes):
+                inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
+                self._current = mask.shape
                 if acc is None:
                     self.faults.at_step(self.p.step + 1)
                 l, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
-                mx.eval(l, n, acc)
-            except RuntimeError as e:
-                if oom.is_oom_message(str(e)):
-                    raise OutOfMemory(str(e).splitlines()[0], "runtime_error") from None
-                raise
-            loss, ntoks = loss + l, ntoks + n
-            if self.budget and mx.get_peak_memory() > self.budget:
-                raise OutOfMemory(f"peak memory {mx.get_peak_memory() / GB:.3f} GB over the budget"
-                                  f" {self.budget / GB:.3f} GB at micro-batch {micro_batch}", "budget")
+                loss, ntoks = loss + l, ntoks + n
+                if self.budget:
+                    self._measured(mask.shape, l, n, acc)
+                else:
+                    mx.async_eval(loss, ntoks, acc)
+            mx.eval(loss, ntoks, acc)
+        except RuntimeError as e:
+            if oom.is_oom_message(str(e)):
+                largest = self._largest(idx, sizes)
+                rows, width = largest if not self.budget else self._current
+                raise OutOfMemory(str(e).splitlines()[0], "runtime_error", rows, width,
+                                  largest=largest[0] * largest[1]) from None
+            raise
+        self.step_peak = max(self.step_peak, mx.get_peak_memory())
         return loss, ntoks, acc
 
+    def _measured(self, shape, *arrays) -> None:
+        """Evaluate one micro-batch and hold its peak against the budget."""
+        mx.eval(*arrays)
+        peak = mx.get_peak_memory()
+        self.step_peak = max(self.step_peak, peak)
+        mx.reset_peak_memory()
+        if peak > self.budget:
+            rows, width = shape
+            raise OutOfMemory(f"peak memory {peak / GB:.4g} GB over the budget {self.budget / GB:.4g} GB"
+                              f" at micro-batch {rows} x {width} tokens", "budget", rows, width, peak)
+
+    def _largest(self, idx: np.ndarray, sizes: list[int]) -> tuple[int, int]:
+        """The micro-batch of a step with the most tokens: the one blamed when queued work runs out of memory."""
+        lengths = self._lengths[idx].tolist()
+        return max(memplan.shapes(lengths, sizes, self.spec.training.max_seq_length), key=lambda s: s[0] * s[1])
+
     def train_step(self) -> None:
-        """Compute and apply step p.step+1, redoing it lower after out-of-memory."""
+        """Compute and apply step p.step+1, redoing it split narrower after out-of-memory."""
         started = time.monotonic()
         idx = self.step_examples()
         while True:
+            memory.split_step(self, idx)  # the whole step decides checkpointing, alike on every rank
+            self.agree_memory()
+            mine = self.dist.share(idx, self._lengths)
+            sizes = memory.split_step(self, mine)
             try:
                 # every rank computes its share; the sum over ranks is the whole step's
-                loss, ntoks, grad = self.dist.step_sum(
-                    lambda: self.gradient(self.dist.share(idx, self._lengths), self.setting.micro_batch),
-                    self.model.trainable_parameters(), self.stop_requested)
+                loss, ntoks, grad = self.dist.step_sum(lambda: self.gradient(mine, sizes),
+                                                       self.model.trainable_parameters(), self.stop_requested)
                 break
             except OutOfMemory as e:
-                self.downshift(str(e), e.source)
+                memory.correct(self, e)
         n = int(self._targets[idx].sum())
         if self.faults.nan_at(self.p.step + 1):
             loss = mx.array(float("nan"))
@@ -156,6 +213,8 @@ class Trainer:
         self.p.tokens_seen += int(self._lengths[idx].sum())
         self._window_real_tokens += int(self._lengths[idx].sum())
         self._window_time += time.monotonic() - started
+        self._window_splits[memplan.label(sizes)] += 1
+        self._window_peak, self.last_split = max(self._window_peak, self.step_peak), sizes
         self._advance()
 
     def _skip_nonfinite(self) -> None:
@@ -173,22 +232,6 @@ class Trainer:
         self.p.cursor = Cursor(epoch=c.epoch + 1, index=0) if c.index + 1 >= self.per_epoch else \
             Cursor(epoch=c.epoch, index=c.index + 1)
 
-    def downshift(self, reason: str, source: str) -> None:
-        """One rung down the ladder and rebuild; the same step is then redone."""
-        mx.clear_cache()
-        nxt = oom.downshift(self.setting, self.spec.memory.min_micro_batch)
-        if nxt is None:
-            raise OomExhausted(oom.exhausted_reason(self.effective_batch, self.spec.training.max_seq_length)
-                               + f" (last: {reason})")
-        self.downshifts.append(Downshift(step=self.p.step + 1, from_micro_batch=self.setting.micro_batch,
-                                         to_micro_batch=nxt.micro_batch, grad_checkpoint=nxt.grad_checkpoint,
-                                         reason=reason, source=source, at=time.time()))
-        self.log.warning("oom_downshift", step=self.p.step + 1, micro_batch=nxt.micro_batch,
-                         grad_accumulation=nxt.accumulation(self.effective_batch),
-                         grad_checkpoint=nxt.grad_checkpoint, reason=reason)
-        self.setting = nxt
-        self._build()
-
     # --- evaluation and metrics --------------------------------------------------------
     def evaluate(self) -> float | None:
         """Token-weighted validation loss over the validation set (or its first val_batches)."""
@@ -196,10 +239,11 @@ class Trainer:
             return None
         self.model.eval()
         order = np.argsort(self.valid.lengths, kind="stable")
-        mbs = batching.micro_batches(order, self.setting.micro_batch)
+        batches = batching.chunks(order, self.spec.training.batch_size)
         if self.spec.cadence.val_batches:
-            mbs = mbs[: self.spec.cadence.val_batches]
+            batches = batches[: self.spec.cadence.val_batches]
         total, count = mx.array(0.0), mx.array(0.0)
+        mbs = [m for b in batches for m in self._eval_split(b)]
         for mb in self.dist.rounds(mbs):  # ranks take the micro-batches in turns
             self.faults.in_eval(self.p.step)
             if self.dist.agree_stop(self.stop_requested):  # a 7B eval can take a minute: do not make the stop wait for it
@@ -215,6 +259,11 @@ class Trainer:
         self.model.train()
         return total.item() / max(count.item(), 1.0)
 
+    def _eval_split(self, batch: np.ndarray) -> list[np.ndarray]:
+        """An eval batch split as training would split it (forward only needs less); else one by one."""
+        sizes = memplan.split(self.memory, self.valid.lengths[batch].tolist())
+        return batching.micro_batches(batch, sizes or [1] * len(batch))
+
     @property
     def epoch(self) -> int:
         """The epoch of the last step taken (the cursor already points at the next one)."""
@@ -222,9 +271,9 @@ class Trainer:
         return c.epoch if c.index else max(c.epoch - 1, 0)
 
     def row(self, kind: str, **values) -> MetricsRow:
-        return MetricsRow(kind=kind, step=self.p.step, epoch=self.epoch, micro_batch=self.setting.micro_batch,
-                          grad_accumulation=self.setting.accumulation(self.effective_batch),
-                          tokens_seen=self.p.tokens_seen, elapsed=round(self.p.elapsed, 3), **values)
+        return MetricsRow(kind=kind, step=self.p.step, epoch=self.epoch, micro_batch=self.narrowest,
+                          grad_accumulation=self.accumulation(), tokens_seen=self.p.tokens_seen,
+                          elapsed=round(self.p.elapsed, 3), grad_checkpoint=self.memory.grad_checkpoint, **values)
 
     def train_row(self) -> MetricsRow:
         dt = max(self._window_time, 1e-9)
@@ -234,8 +283,10 @@ class Trainer:
                        tokens_per_sec=round(self._window_real_tokens / dt, 1),
                        steps_per_sec=round(self._window_steps / dt, 4),
                        active_memory_gb=round(mx.get_active_memory() / GB, 4),
-                       peak_memory_gb=round(mx.get_peak_memory() / GB, 4))
+                       peak_memory_gb=round(self._window_peak / GB, 4),
+                       splits=" ".join(f"{k}:{v}" for k, v in sorted(self._window_splits.items())) or None)
         self.p.window_loss_sum, self.p.window_tokens = 0.0, 0
+        self._window_splits, self._window_peak = Counter(), 0
         # throughput counts training steps only, not the evals and checkpoints between them
         self._window_time, self._window_steps, self._window_real_tokens = 0.0, 0, 0
         return row
@@ -243,15 +294,14 @@ class Trainer:
     # --- checkpoint state ------------------------------------------------------------
     def checkpoint_state(self) -> CheckpointState:
         p = self.p
-        return CheckpointState(step=p.step, cursor=p.cursor, micro_batch=self.setting.micro_batch,
-                               grad_accumulation=self.setting.accumulation(self.effective_batch),
-                               grad_checkpoint=self.setting.grad_checkpoint,
+        return CheckpointState(step=p.step, cursor=p.cursor, micro_batch=self.narrowest,
+                               grad_accumulation=self.accumulation(), grad_checkpoint=self.memory.grad_checkpoint,
                                rng_seed_base=self.spec.training.seed, best_val_loss=p.best_val_loss,
                                best_step=p.best_step, window_loss_sum=p.window_loss_sum,
                                window_tokens=p.window_tokens, nonfinite_streak=p.nonfinite_streak,
                                tokens_seen=p.tokens_seen, elapsed=p.elapsed, val_loss=p.val_loss,
                                skipped_nonfinite=p.skipped, eval_pending=p.eval_pending,
-                               data_fingerprint=self.fingerprint)
+                               data_fingerprint=self.fingerprint, memory_model=self.memory)
 
     def restore(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
         self.p = Progress(step=cs.step, cursor=cs.cursor, best_val_loss=cs.best_val_loss,

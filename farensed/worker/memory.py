@@ -1,0 +1,239 @@
+"""The worker's side of the memory plan: measuring it on the job's own data, and folding
+out-of-memory events into it. The policy itself is pure, in farensed.memplan.
+
+The probe runs forward + backward on real micro-batches and applies no update: the weights,
+the optimizer state and the data cursor are untouched, and every step reseeds the RNG, so a
+run that measured is the same run as one that did not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten
+
+from .. import memplan, oom
+from ..errors import FarensedError
+from ..formats import Downshift, MemoryMode, MemoryModel, ProbePoint
+from ..jobspec import JobSpec
+from . import batching
+from .model import BadJob
+
+GB = 1024**3
+
+
+class OutOfMemory(FarensedError):
+    """A micro-step ran out of memory or over the budget; the model is corrected, the step redone."""
+
+    def __init__(self, reason: str, source: str, rows: int, width: int, peak: int = 0, largest: int = 0):
+        super().__init__(reason)
+        self.source, self.rows, self.width, self.peak = source, rows, width, peak
+        self.largest = largest or rows * width  # tokens of the step's largest micro-batch (queued work)
+
+
+class OomExhausted(FarensedError):
+    """Nothing left on the ladder."""
+
+
+def settings_key(spec: JobSpec, model_path: str, fingerprint: str, compile: bool) -> str:
+    """What a measured model holds for: a resume with other settings measures again."""
+    try:
+        device = str(mx.device_info().get("device_name"))
+    except Exception:  # older mlx: no device_info
+        device = str(mx.default_device())
+    info = {"model": model_path, "lora": spec.lora.model_dump(), "max_seq_length": spec.training.max_seq_length,
+            "batch_size": spec.training.batch_size, "memory": spec.memory.model_dump(), "data": fingerprint,
+            "compile": compile, "mlx": mx.__version__, "device": device}
+    return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def unmeasured(spec: JobSpec, key: str) -> MemoryModel:
+    """The plan without a budget: micro-batches of batch_size, nothing measured."""
+    gc, budget = spec.memory.grad_checkpoint, spec.memory.budget_gb
+    why = "checkpointing on: the job asks for it (memory.grad_checkpoint)" if gc else "checkpointing off"
+    return MemoryModel(key=key, rows_cap=spec.training.batch_size, rows_floor=spec.memory.min_micro_batch,
+                       max_seq_length=spec.training.max_seq_length, grad_checkpoint=gc,
+                       budget_bytes=int(budget * GB) if budget else None,
+                       usable_bytes=int(budget * GB * (1 - memplan.MARGIN)) if budget else None,
+                       modes=[MemoryMode(grad_checkpoint=gc)], why=why)
+
+
+# --- measuring ---------------------------------------------------------------------------
+def _floor_bytes(tr) -> float:
+    """Memory held before any example: weights, adapters, optimizer state, plus the gradient
+    accumulator a step keeps between its micro-batches."""
+    mx.eval(tr.model.parameters(), tr.optimizer.state)
+    trainable = sum(v.nbytes for _, v in tree_flatten(tr.model.trainable_parameters()))
+    return float(mx.get_active_memory() + trainable)
+
+
+def _run(tr, arrays) -> tuple[int, float] | None:
+    """One forward + backward: (peak bytes, seconds); None when MLX ran out of memory."""
+    mx.reset_peak_memory()
+    t0 = time.perf_counter()
+    try:
+        mx.eval(tr.fns.micro(*arrays, None))
+    except RuntimeError as e:
+        if oom.is_oom_message(str(e)):
+            mx.clear_cache()
+            return None
+        raise
+    return mx.get_peak_memory(), time.perf_counter() - t0
+
+
+def _arrays(tr, idx: np.ndarray):
+    return tuple(mx.array(a) for a in batching.padded(tr.train, idx, tr.spec.training.max_seq_length))
+
+
+def _measure(tr, idx: np.ndarray) -> ProbePoint | None:
+    """The peak of one micro-batch (its first call, which also compiles it)."""
+    arrays = _arrays(tr, idx)
+    if (ran := _run(tr, arrays)) is None:
+        return None
+    return ProbePoint(rows=int(arrays[2].shape[0]), width=int(arrays[2].shape[1]), peak_bytes=int(ran[0]))
+
+
+def _timed(tr, idx: np.ndarray, point: ProbePoint) -> ProbePoint:
+    """The same micro-batch again, compiled now: its time."""
+    ran = _run(tr, _arrays(tr, idx))
+    return point if ran is None else point.model_copy(update={"seconds": ran[1],
+                                                              "peak_bytes": max(point.peak_bytes, int(ran[0]))})
+
+
+def _probe_sets(tr) -> tuple[np.ndarray, np.ndarray]:
+    """The longest examples (longest first) and the examples of the step with the shortest width."""
+    longest = np.argsort(-tr._lengths, kind="stable")
+    shortest_step = min(tr.plan(0), key=lambda idx: (int(tr._lengths[idx].max()), len(idx)))
+    return longest, shortest_step
+
+
+def measure_mode(tr, model: MemoryModel, gc: bool) -> MemoryMode:
+    """Measure one checkpointing mode: the longest example alone, as many of the longest as that
+    says fit, the shortest step as wide as fits; fit the line. Only the smallest and the largest
+    are timed (a second call), with the shortest example alone as the small one when they are close."""
+    tr.set_memory(model.model_copy(update={"grad_checkpoint": gc}))
+    floor = _floor_bytes(tr)
+    longest, short = _probe_sets(tr)
+    first = _measure(tr, longest[:1])
+    if first is None:  # MLX out of memory on one example: this mode cannot run the longest steps
+        width = memplan.padded_width(int(tr._lengths[longest[0]]), model.max_seq_length)
+        return MemoryMode(grad_checkpoint=gc, token_cap=width - 1)
+    found = [(longest[:1], first)]
+    for pick in (lambda m: longest[:memplan.rows_at(m, first.width, gc)],
+                 lambda m: short[:memplan.rows_at(m, _width(tr, short), gc)]):
+        idx = pick(_replace(model, memplan.measured(gc, [p for _, p in found], floor)))
+        if len(idx) and (len(idx), _width(tr, idx)) not in {(p.rows, p.width) for _, p in found}:
+            if (point := _measure(tr, idx)) is not None:
+                found.append((idx, point))
+    found.sort(key=lambda f: f[1].rows * f[1].width)
+    small, large = found[0], found[-1]
+    if large[1].rows * large[1].width < 1.5 * small[1].rows * small[1].width and _width(tr, longest[-1:]) < first.width:
+        small = (longest[-1:], _measure(tr, longest[-1:]))  # a well-spread pair for the time per token
+    pairs = [large] if small[1] is None or small is large else [small, large]
+    points = [p for _, p in found if all(p is not f[1] for f in pairs)] + [_timed(tr, *f) for f in pairs]
+    return memplan.measured(gc, points, floor)
+
+
+def _width(tr, idx: np.ndarray) -> int:
+    return memplan.padded_width(int(tr._lengths[idx].max()), tr.spec.training.max_seq_length)
+
+
+def _replace(model: MemoryModel, m: MemoryMode) -> MemoryModel:
+    return model.model_copy(update={"modes": [x for x in model.modes if x.grad_checkpoint != m.grad_checkpoint] + [m]})
+
+
+def with_mode(tr, model: MemoryModel, gc: bool) -> MemoryModel:
+    """`model` with the mode `gc` added: measured when there is a budget, else plain."""
+    m = measure_mode(tr, model, gc) if model.budget_bytes else MemoryMode(grad_checkpoint=gc)
+    tr.set_memory(model)  # measuring switched the trainer's mode
+    return _replace(model, m)
+
+
+def _full_width(model: MemoryModel, steps) -> bool:
+    return all(memplan.split(model, s) == [len(b) for b in batching.chunks(np.arange(len(s)), model.rows_cap)]
+               for s in steps)
+
+
+def establish(tr, model: MemoryModel, log) -> MemoryModel:
+    """Measure the model (only with a budget): a bad job when the budget cannot hold the model,
+    or one example of the longest bucket even with checkpointing."""
+    if not model.budget_bytes:
+        return model
+    t0, steps, spec = time.monotonic(), tr.step_lengths(0), tr.spec
+    floor = _floor_bytes(tr)
+    if floor > model.budget_bytes:
+        raise BadJob(f"memory.budget_gb {spec.memory.budget_gb:g} is smaller than the model itself: its weights,"
+                     f" adapters and optimizer state take {floor / GB:.2f} GB before any example; set budget_gb to"
+                     f" well above that, or use a smaller (4-bit) model")
+    model = with_mode(tr, model, spec.memory.grad_checkpoint)
+    if not spec.memory.grad_checkpoint and not _full_width(model, steps):
+        model = with_mode(tr, model, True)  # narrower without: is checkpointing with wider ones faster?
+    model = memplan.choose(model, steps)
+    if any(memplan.split(model, s) is None for s in steps):
+        raise BadJob(memplan.too_small(model, int(tr._lengths.max())))
+    model = model.model_copy(update={"probe_seconds": round(time.monotonic() - t0, 3)})
+    epoch = memplan.epoch_seconds(model, model.grad_checkpoint, steps) or 0.0
+    job = epoch * tr.total / max(tr.per_epoch, 1)
+    log.info("memory_measured", seconds=model.probe_seconds, share_of_job=round(model.probe_seconds / job, 4) if job else None,
+             estimated_job_seconds=round(job, 1), grad_checkpoint=model.grad_checkpoint, why=model.why,
+             model=memplan.describe(model))
+    return model
+
+
+def ensure_measured(tr, model: MemoryModel) -> MemoryModel:
+    """After the daemon's ladder switched checkpointing on: that mode measured, if there is a budget."""
+    m = memplan.mode(model)
+    if model.budget_bytes and (m is None or m.base_bytes is None):
+        measured = with_mode(tr, model, model.grad_checkpoint)
+        return _replace(model, memplan.mode(measured).model_copy(update={"token_cap": m.token_cap if m else None}))
+    return model
+
+
+# --- during training ---------------------------------------------------------------------
+def split_step(tr, idx: np.ndarray) -> list[int]:
+    """This step's micro-batch sizes; checkpointing goes on when not even the floor fits without."""
+    lengths = tr._lengths[idx].tolist()
+    sizes = memplan.split(tr.memory, lengths)
+    if sizes is None and not tr.memory.grad_checkpoint:
+        use_checkpointing(tr, f"{len(lengths)} examples up to {max(lengths)} tokens do not fit without it")
+        sizes = memplan.split(tr.memory, lengths)
+    if sizes is None:
+        raise OomExhausted(memplan.too_small(tr.memory, max(lengths)))
+    return sizes
+
+
+def use_checkpointing(tr, why: str) -> None:
+    """The ladder's last rung (measured first when there is a budget and it was not yet)."""
+    model = tr.memory
+    if memplan.mode(model, True) is None:
+        model = with_mode(tr, model, True)
+    tr.log.warning("grad_checkpoint_on", step=tr.p.step + 1, why=why)
+    tr.set_memory(model.model_copy(update={"grad_checkpoint": True, "why": f"checkpointing on: {why}"}))
+
+
+def correct(tr, e: OutOfMemory) -> None:
+    """Fold an out-of-memory event into the model; the step is then split again and redone.
+    Every figure comes from the event, so all ranks of a data-parallel job correct alike."""
+    mx.clear_cache()
+    tokens = e.rows * e.width
+    if e.source == "budget":
+        model = memplan.after_overrun(tr.memory, tokens, e.peak)
+    else:
+        model = memplan.after_oom(tr.memory, e.largest, tokens)
+    tr.set_memory(model)
+    to = memplan.rows_at(model, e.width)
+    if to == 0 and not model.grad_checkpoint:
+        use_checkpointing(tr, f"{e.rows} x {e.width} tokens ran out of memory and nothing narrower is left")
+        to = memplan.rows_at(tr.memory, e.width)
+    tr.downshifts.append(Downshift(step=tr.p.step + 1, from_micro_batch=e.rows, to_micro_batch=to,
+                                   grad_checkpoint=tr.memory.grad_checkpoint, reason=str(e), source=e.source,
+                                   at=time.time(), tokens=tokens, width=e.width))
+    tr.memory = tr.memory.model_copy(update={"downshifts_seen": len(tr.downshifts)})
+    tr.log.warning("oom_downshift", step=tr.p.step + 1, width=e.width, micro_batch=e.rows, to_micro_batch=to,
+                   grad_checkpoint=tr.memory.grad_checkpoint, reason=str(e))
+    if to == 0:
+        raise OomExhausted(memplan.too_small(tr.memory, int(tr._lengths.max())) + f" (last: {e})")
