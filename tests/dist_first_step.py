@@ -15,7 +15,7 @@ from mlx.utils import tree_flatten
 
 from farensed import logs
 from farensed.paths import Home
-from farensed.worker import distributed
+from farensed.worker import distributed, memory
 from farensed.worker.run import Run
 
 
@@ -26,8 +26,9 @@ def main(run_dir: Path, out: Path, backend: str | None) -> None:
     run.resume()
     tr, dist = run.trainer, run.dist
     idx = tr.step_examples()
-    loss, ntoks, grad = dist.step_sum(lambda: tr.gradient(dist.share(idx, tr._lengths), tr.setting.micro_batch),
-                                      run.model.trainable_parameters(), False)
+    mine = dist.share(idx, tr._lengths)
+    sizes = memory.split_step(tr, mine)
+    loss, ntoks, grad = dist.step_sum(lambda: tr.gradient(mine, sizes), run.model.trainable_parameters(), False)
     if dist.is_root:
         mx.save_safetensors(str(out), {**dict(tree_flatten(grad)), "__loss": loss, "__ntoks": ntoks,
                                        "__examples": mx.array(len(idx))})
