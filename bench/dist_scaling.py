@@ -1,7 +1,7 @@
 """Examples/s of the guide's job at 1 and at 2 ranks, through the farensed worker started as the
 daemon starts it (one process; mlx.launch with --distributed), and the speed-up.
 
-    python bench/dist_scaling.py MODEL_DIR [--backend nccl|ring] [--steps 30] [--skip 10] [--out FILE]
+    python bench/dist_scaling.py MODEL_DIR [--data FILE] [--backend nccl|ring] [--steps 30] [--skip 10] [--out FILE]
 
 On a 2-GPU host use the NCCL backend (mlx.launch gives each rank its own GPU); with ring on a
 CPU it only checks that the script runs. Throughput counts training steps after the first
@@ -25,7 +25,7 @@ LAUNCH = "import sys; from mlx._distributed_utils.launch import main; sys.argv[0
 JOB = """schema_version = 1
 name = "scaling"
 model = "models/m"
-data = "data"
+data = "{data}"
 [training]
 batch_size = 4
 grad_accumulation = 2
@@ -44,17 +44,18 @@ eval_every = 100000
 val_batches = 1
 log_every = 5
 keep_checkpoints = 1
+[evaluate]
+examples = 0
 """
 
 
-def home_with(model: Path, steps: int) -> Path:
+def home_with(model: Path, steps: int, data: Path) -> Path:
     home = Path(tempfile.mkdtemp(prefix="farensed-scaling-"))
     (home / "models").mkdir()
     (home / "models" / "m").symlink_to(model.resolve())
-    (home / "data").symlink_to(REPO / "data")
     for name in ("one", "two"):
         (home / "checkpoints" / name).mkdir(parents=True)
-        (home / "checkpoints" / name / "job.toml").write_text(JOB.format(steps=steps))
+        (home / "checkpoints" / name / "job.toml").write_text(JOB.format(steps=steps, data=data.resolve()))
     return home
 
 
@@ -85,8 +86,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--skip", type=int, default=10)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--data", type=Path, default=REPO / "data", help="a data folder or one .jsonl (the real data)")
     args = ap.parse_args()
-    home = home_with(args.model, args.steps)
+    home = home_with(args.model, args.steps, args.data)
     env = {**os.environ, "NCCL_NVLS_ENABLE": "0", "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
     py, worker = sys.executable, ["-m", "farensed.worker"]
     one, two = home / "checkpoints" / "one", home / "checkpoints" / "two"

@@ -84,6 +84,8 @@ checkpoint_every = 200
 log_every = {a.log_every}
 val_batches = 1
 checkpoint_every_minutes = 0
+[evaluate]
+examples = 0
 {memory}'''
 
 
