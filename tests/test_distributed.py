@@ -53,7 +53,9 @@ def two_ranks(text: str, section: str = "processes = 2") -> str:
     return text + f"\n[distributed]\n{section}\nport = {free_port()}\n"
 
 
-JOB = small_job(name="farense", steps=STEPS, checkpoint_every=2).replace("keep_checkpoints = 2", "keep_checkpoints = 50")
+# scoring after training is rank 0's alone (tests/test_scoring.py): these jobs train only
+JOB = small_job(name="farense", steps=STEPS, checkpoint_every=2).replace(
+    "keep_checkpoints = 2", "keep_checkpoints = 50") + "\n[evaluate]\nexamples = 0\n"
 
 
 def make_home(root: Path) -> Path:
@@ -193,7 +195,7 @@ def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and
         again = wait_for(lambda: _running_view(home, min_step=view["step"] + 1, not_pids=ranks), 120, what="restart")
         # And when the job is paused, every rank stops at one step, rank 0 having checkpointed it
         ctl("pause", "farense")
-        wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 60, what="paused")
+        wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 120, what="paused")
         state = json.loads((home / "checkpoints" / "farense" / "training_state.json").read_text())
         assert state["step"] < STEPS and state["checkpoint"].endswith(f"_step{state['step']}"), state
         assert again["ranks"][1]["pid"] != ranks[1]["pid"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -30,6 +32,9 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
+    # A stop while still importing or loading has nothing to save: leave at once. Set first, because a
+    # rank started by mlx.launch inherits the launcher's ignored SIGTERM (the daemon's stop would be lost).
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(EXIT_STOPPED))
     args = parse(argv)
     logs.configure(console=False)
     log = logs.get(run_dir=str(args.run_dir))
