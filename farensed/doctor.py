@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -15,11 +14,12 @@ from pathlib import Path
 import psutil
 
 from . import blas, hostinfo, metal, service, status_file
-from .daemon.lock import holder_pid
 from .errors import FarensedError
 from .hosts import rank_hosts
 from .jobfile import load_job
 from .paths import Home
+from .spool.folders import permission_problem
+from .spool.lock import holder_pid
 
 GB = 1024**3
 GUIDE_JOB_GB = 11.0  # the guide's own estimate for Mistral-7B 4-bit, batch 4, 512 tokens
@@ -84,13 +84,9 @@ def check_spool(home: Home) -> Check:
     spool = home.spool
     if not spool.exists():
         return Check("spool", "warn", f"{spool} does not exist yet", "it is created when the daemon starts")
-    st = spool.stat()
-    if st.st_uid != os.getuid():
-        return Check("spool", "fail", f"{spool} belongs to uid {st.st_uid}, not you",
-                     f"chown {os.getuid()} {spool}")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return Check("spool", "fail", f"{spool} is writable by other users (mode {stat.filemode(st.st_mode)})",
-                     f"chmod go-w {spool}")
+    problem = permission_problem(spool)
+    if problem is not None:
+        return Check("spool", "fail", *problem)
     return Check("spool", "ok", f"{spool} is yours and not writable by others")
 
 

@@ -201,7 +201,7 @@ def test_status_json_or_the_log_folder_not_writable_does_not_stop_the_daemon(hom
 
 def test_client_os_errors_are_one_line_naming_the_path(home):
     # Given a queued job whose spool requests folder the client cannot write into
-    from farensed.daemon.records import JobRecord, save
+    from farensed.spool.records import JobRecord, save
 
     jobs = home / "spool" / "jobs"
     jobs.mkdir(parents=True)

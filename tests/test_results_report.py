@@ -10,7 +10,7 @@ import pytest
 from conftest import ctl, small_job
 
 from farensed.atomic import atomic_write_json
-from farensed.daemon import records
+from farensed.spool import records
 from farensed.formats import (Answer, Downshift, LiveProgress, MetricsRow, TrainingState, TrainingSummary)
 from farensed.results.answers import answers_text
 

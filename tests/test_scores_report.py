@@ -10,7 +10,7 @@ from conftest import ctl
 from test_results_report import PNG_SIGNATURE, write_run
 
 from farensed.atomic import atomic_write_json
-from farensed.daemon import records
+from farensed.spool import records
 from farensed.formats import (AnswerScores, LiveProgress, ScoredQuestion, ScoringPlan, TargetAnswer, TargetScore,
                               TrainingState, TrainingSummary, read_model)
 

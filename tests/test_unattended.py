@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import PY, REPO, ctl, record, small_job, start_daemon, wait_for
 
-from farensed.daemon.spool import ownership_problem
+from farensed.spool.folders import ownership_problem
 from farensed.daemon.unattended import battery_action, notification_command, sleep_guard_wanted
 
 RECORDER = '#!/bin/sh\necho "$(basename "$0") $*" >> "{log}"\n{tail}\n'

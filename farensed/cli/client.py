@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..daemon import records
-from ..daemon.lock import holder_pid
-from ..daemon.spool import SpoolDirs
 from ..errors import FarensedError
 from ..paths import Home
+from ..spool import records
+from ..spool.folders import SpoolDirs
+from ..spool.lock import holder_pid
 from ..status import DaemonInfo, Status, build, is_fresh, read
 
 

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..daemon import records
+from ..spool import records
 from . import client
 from .common import clean_errors, get_home, home_option
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import status_file
-from ..daemon.lock import holder_pid
+from ..spool.lock import holder_pid
 from .common import clean_errors, get_home, home_option
 from .table import job_detail, jobs_table
 

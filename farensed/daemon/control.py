@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from . import requests
-from .requests import RULES
+from ..spool import requests
+from ..spool.requests import RULES
 from .supervisor import ask_stop
 
 

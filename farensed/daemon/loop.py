@@ -21,14 +21,15 @@ from ..formats import SUMMARY
 from ..atomic import atomic_write_json
 from ..paths import Home
 from ..status import DaemonInfo, build
-from . import records, unattended, watch
+from ..spool import records
+from ..spool.folders import SpoolDirs, check_spool_permissions
+from ..spool.lock import InstanceLock
+from . import unattended, watch
 from .control import apply_requests
 from .guard import Guard, phase
-from .intake import scan_spool
-from .lock import InstanceLock
+from .intake import Stability, scan_spool
 from .power import check_power
 from .recovery import recover
-from .spool import SpoolDirs, Stability, check_spool_permissions
 from .supervise import reap_worker, start_next, stop_worker
 from .supervisor import kill
 from .transition import admit, transition

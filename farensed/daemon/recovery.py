@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from ..validate import check_job, output_dir
-from . import records
+from ..spool import records
+from ..spool.records import FINISHED, STATES, JobRecord
 from .guard import for_job
-from .records import FINISHED, STATES, JobRecord
 from .supervise import count_restart
 from .supervisor import same_process, stop_orphan
 from .transition import place_file

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..daemon.lock import holder_pid
-from ..daemon.records import FINISHED
 from ..paths import Home
+from ..spool.lock import holder_pid
+from ..spool.records import FINISHED
 from ..status import is_fresh
 from ..status import read as read_status
 from .locate import RunRef, find_record

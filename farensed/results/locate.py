@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..daemon import records
-from ..daemon.spool import SpoolDirs
 from ..errors import FarensedError, StateError
 from ..formats import JOB_FILE
 from ..paths import Home
+from ..spool import records
+from ..spool.folders import SpoolDirs
 
 
 @dataclass(frozen=True)
