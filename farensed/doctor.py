@@ -19,7 +19,7 @@ from .hosts import rank_hosts
 from .jobfile import load_job
 from .paths import Home
 from .spool.folders import permission_problem
-from .spool.lock import holder_pid
+from .spool.lock import daemon_alive
 
 GB = 1024**3
 GUIDE_JOB_GB = 11.0  # the guide's own estimate for Mistral-7B 4-bit, batch 4, 512 tokens
@@ -118,7 +118,7 @@ def check_metal_relax(home: Home) -> Check | None:
     """macOS: does the worker run with Metal's watchdog relaxed (the fix for the user's old abort)?"""
     if not metal.applies():
         return None
-    st = status_file.read_fresh(home.status_file, holder_pid(home.lock_file) is not None)
+    st = status_file.read_fresh(home.status_file, daemon_alive(home))
     said = st[1].daemon.get("metal_relax") if st else None
     text = said or metal.describe(dict(os.environ)) + " (daemon not running: what it would do)"
     if text.startswith("off"):

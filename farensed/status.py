@@ -15,6 +15,8 @@ from pydantic import Field
 from . import status_file
 from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
+from .paths import Home
+from .spool.lock import daemon_alive
 from .strict import Strict as _Model
 
 QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
@@ -141,3 +143,12 @@ def read(path: Path) -> Status | None:
 
 def is_fresh(st: Status, now: float | None = None) -> bool:
     return status_file.is_fresh(st.daemon.state, st.daemon.heartbeat, now)
+
+
+def daemon_state(home: Home, now: float | None = None) -> tuple[Status | None, str]:
+    """status.json (None when missing or unreadable) and where the daemon stands: "up" (it holds the
+    lock and its heartbeat is fresh), "stale" (it holds the lock, the heartbeat is old) or "not_running"."""
+    st = read(home.status_file)
+    if not daemon_alive(home):
+        return st, "not_running"
+    return st, "up" if st is not None and is_fresh(st, now) else "stale"
