@@ -17,12 +17,12 @@ from .errors import StateError
 from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
 from .paths import Home
 from .spool.lock import daemon_alive
-from .strict import Strict as _Model
+from .strict import Strict
 
 QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
 
 
-class DaemonInfo(_Model):
+class DaemonInfo(Strict):
     """The daemon writes idle/running/stopping/stopped; the client reports not_running or stale."""
 
     pid: int | None
@@ -36,7 +36,7 @@ class DaemonInfo(_Model):
     metal_relax: str | None = None  # whether the worker runs with AGX_RELAX_CDM_CTXSTORE_TIMEOUT (macOS)
 
 
-class JobView(_Model):
+class JobView(Strict):
     """One job as status shows it; run-time figures are None until the worker reports them."""
 
     id: str
@@ -74,7 +74,7 @@ class JobView(_Model):
     updated_at: float | None = None
 
 
-class Status(_Model):
+class Status(Strict):
     schema_version: Literal[1] = 1
     daemon: DaemonInfo
     current: JobView | None = None
