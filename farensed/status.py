@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field
 
 from . import status_file
-from .errors import StateError
-from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
+from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState
 from .paths import Home
+from .reading import read_or_none
 from .spool.lock import daemon_alive
 from .strict import Strict
 
@@ -85,13 +85,6 @@ class Status(Strict):
     updated_at: float
 
 
-def _maybe(path: Path, model):
-    try:
-        return read_model(path, model)
-    except StateError:
-        return None
-
-
 def job_view(rec, live: bool = False) -> JobView:
     """A JobView from a JobRecord plus its run folder's training_state.json and progress.json."""
     v = JobView(id=rec.id, name=rec.name, state=rec.state, priority=rec.priority, submitted_at=rec.submitted_at,
@@ -101,7 +94,7 @@ def job_view(rec, live: bool = False) -> JobView:
     if not rec.output_dir or rec.started_at is None:
         return v
     run = Path(rec.output_dir)
-    ts, pr = _maybe(run / TRAINING_STATE, TrainingState), _maybe(run / PROGRESS, LiveProgress)
+    ts, pr = read_or_none(run / TRAINING_STATE, TrainingState), read_or_none(run / PROGRESS, LiveProgress)
     upd = {}
     if ts is not None:
         upd |= {"step": ts.step, "total_steps": ts.total_steps or None, "epoch": ts.epoch,
@@ -138,7 +131,7 @@ def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int
 
 
 def read(path: Path) -> Status | None:
-    return _maybe(path, Status)
+    return read_or_none(path, Status)
 
 
 def is_fresh(st: Status, now: float | None = None) -> bool:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from .. import oom
 from ..atomic import atomic_write_json
-from ..errors import FarensedError, StateError
-from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
+from ..errors import FarensedError
+from ..formats import JOB_FILE, TRAINING_STATE, TrainingState
 from ..hosts import HostGone
 from ..jobfile import load_job
+from ..reading import read_or_none
 from ..run_folder import prepare_run
 from ..validate import looks_like_hub_id
 from . import policy, unattended
@@ -44,17 +45,10 @@ def reap_worker(d) -> None:
         settle(d, w, rc)
 
 
-def read_state(run_dir: Path) -> TrainingState | None:
-    try:
-        return read_model(run_dir / TRAINING_STATE, TrainingState)
-    except StateError:
-        return None
-
-
 def settle(d, w: Worker, rc: int) -> None:
     rec = d.records[w.job_id]
     outcome = classify_worker(w, rc)
-    ts = read_state(w.run_dir)
+    ts = read_or_none(w.run_dir / TRAINING_STATE, TrainingState)
     decision = policy.decide(outcome, rec.stop_for, rec.crash_restarts, rec.max_restarts, rec.gpu_faults,
                              ts.reason if ts and ts.status in ("failed", "stopped") else None)
     d.log.info("worker_exited", job_id=rec.id, returncode=rc, outcome=outcome.kind, detail=outcome.detail,
@@ -79,7 +73,7 @@ def fresh_state(run_dir: Path) -> TrainingState:
 def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:
     """Schedule the same run again (after a back-off); lower the micro-batch first when memory ran out."""
     run_dir, now = Path(rec.output_dir), time.time()
-    state = read_state(run_dir) or fresh_state(run_dir)
+    state = read_or_none(run_dir / TRAINING_STATE, TrainingState) or fresh_state(run_dir)
     if decision.downshift:
         floor = load_job(run_dir / JOB_FILE).memory.min_micro_batch
         source = "gpu_fault" if outcome.kind == "gpu_fault" else "process_death"
@@ -100,7 +94,7 @@ def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: 
 
 def count_restart(run_dir: Path, state: TrainingState | None = None) -> None:
     """training_state.json's restart count (the summary reports it) goes up by one."""
-    state = state or read_state(run_dir)
+    state = state or read_or_none(run_dir / TRAINING_STATE, TrainingState)
     if state is not None:
         atomic_write_json(run_dir / TRAINING_STATE, state.model_copy(update={"restarts": state.restarts + 1}))
 
