@@ -11,9 +11,9 @@ from ..errors import FarensedError
 from ..formats import JOB_FILE, TRAINING_STATE, TrainingState
 from ..hosts import HostGone
 from ..jobfile import load_job
+from ..model_source import looks_like_hub_id
 from ..reading import read_or_none
 from ..run_folder import prepare_run
-from ..validate import looks_like_hub_id
 from . import policy, unattended
 from .guard import for_job
 from .supervisor import Worker, ask_stop, classify_worker, kill, release, spawn, watch
