@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from ..paths import Home
 from ..spool.records import FINISHED
 from ..status import daemon_state
+from ..textfmt import fmt_num, fmt_secs
 from .locate import RunRef, find_record
 from .rundata import RunData, load_run
-from .summary_table import fmt_num, fmt_secs
 
 ENDED_STATUS = frozenset({"done", "failed"})
 
