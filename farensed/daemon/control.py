@@ -6,7 +6,7 @@ import time
 
 from ..spool import requests
 from ..spool.requests import RULES
-from .supervisor import ask_stop
+from .worker_process import ask_stop
 
 
 def apply_requests(d) -> None:
@@ -37,7 +37,7 @@ def apply(d, req: requests.Request) -> None:
 
 
 def stop_running(d, rec, verb: str) -> None:
-    """A running job stops at a checkpoint; then the supervisor moves it to cancelled or paused."""
+    """A running job stops at a checkpoint; then reap_worker moves it to cancelled or paused."""
     w = d.worker
     if w is not None and w.job_id == rec.id:
         d.save(rec, stop_for=verb)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from .supervisor import ask_stop
 from .unattended import battery_action, on_battery
+from .worker_process import ask_stop
 
 
 def check_power(d) -> None:

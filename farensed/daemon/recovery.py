@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..validate import check_job, output_dir
 from ..spool import records
 from ..spool.records import FINISHED, STATES, JobRecord
+from ..validate import check_job, output_dir
 from .guard import for_job
-from .supervise import count_restart
-from .supervisor import same_process, stop_orphan
+from .reap import count_restart
 from .transition import place_file
+from .worker_process import same_process, stop_orphan
 
 
 def recover(d) -> None:
