@@ -6,12 +6,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import FarensedError, JobFileError
 from ..jobfile import load_job
 from ..spool.folders import dropped_files, move, ownership_problem, reject
 from ..spool.records import JobRecord, id_base, taken_ids, unique_id
 from ..validate import check_job, output_dir
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 
 @dataclass
@@ -47,7 +51,7 @@ def age_seconds(path: Path) -> float:
     return time.time() - path.stat().st_mtime
 
 
-def scan_spool(d) -> None:
+def scan_spool(d: Daemon) -> None:
     """Look at every dropped *.toml; judge the ones whose size and mtime have settled."""
     now = time.monotonic()
     for path in dropped_files(d.dirs.root):
@@ -68,7 +72,7 @@ def _parses(path: Path) -> bool:
         return False
 
 
-def judge(d, path: Path) -> None:
+def judge(d: Daemon, path: Path) -> None:
     """A stable file: wait while it does not parse (still being written?), else queue or reject it.
     Symlinks and files of other users are rejected unread."""
     refused = ownership_problem(path, os.lstat(path), os.getuid())
@@ -94,11 +98,11 @@ def judge(d, path: Path) -> None:
     d.admit(rec)
 
 
-def _check(d, path: Path, job_id: str):
+def _check(d: Daemon, path: Path, job_id: str):
     rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
                     measure_tokens=False)
     return rep.spec, [str(p) for p in rep.problems]
 
 
-def _next_seq(d) -> int:
+def _next_seq(d: Daemon) -> int:
     return max((r.seq for r in d.records.values()), default=0) + 1
