@@ -130,7 +130,7 @@ def check_demo(home: Home) -> Check:
     missing = [p for p in (home.models / "farense-tiny" / "config.json", home.data / "train.jsonl") if not p.exists()]
     if missing:
         return Check("demo", "warn", "missing: " + ", ".join(str(p) for p in missing),
-                     ".venv/bin/python -m farensed.worker.demo_model --if-missing")
+                     ".venv/bin/python -m farensed.demo_model --if-missing")
     return Check("demo", "ok", "demo model and sample data present")
 
 

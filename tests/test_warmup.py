@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from farensed.jobfile import parse_job
 from farensed.paths import REPO_ROOT, Home
-from farensed.worker import warmup
+from farensed.demo_model import warmup
 
 
 def test_the_warm_up_job_is_the_demo_job_cut_short():
