@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ctl
-from worker_support import make_run, run_worker, small_job
+from conftest import ctl, small_job
+from worker_support import make_run, run_worker
 
 from farensed.exitcodes import EXIT_OK
 from farensed.paths import REPO_ROOT

@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import ctl
-from worker_support import make_run, run_worker, small_job, start_worker
+from conftest import ctl, small_job
+from worker_support import make_run, run_worker, start_worker
 
 from farensed.exitcodes import EXIT_OK, EXIT_STOPPED
 from farensed.formats import LiveProgress, ScoredQuestion, TrainingState, TrainingSummary, read_answers, read_model

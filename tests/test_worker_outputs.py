@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from worker_support import make_run, run_worker, small_job
+from conftest import small_job
+from worker_support import make_run, run_worker
 
 from farensed.exitcodes import EXIT_BAD_JOB, EXIT_OK
 from farensed.formats import TrainingState, TrainingSummary, read_model

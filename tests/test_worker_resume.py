@@ -8,7 +8,8 @@ import signal
 import time
 
 import pytest
-from worker_support import make_run, run_worker, same_bits, small_job, start_worker
+from conftest import small_job
+from worker_support import make_run, run_worker, same_bits, start_worker
 
 from farensed.exitcodes import EXIT_BAD_JOB, EXIT_OK, EXIT_STOPPED
 from farensed.formats import TrainingState, read_metrics_jsonl, read_model
