@@ -96,7 +96,8 @@ class Distributed(_JobModel):
     backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = "ring"
     hosts: list[str] | None = Field(None, min_length=1, description="IP addresses; the first is this machine (rank 0)")
     hostfile: str | None = Field(None, description="mlx's JSON hostfile (mlx.distributed_config writes one)")
-    processes: int = Field(1, ge=1, le=64, description="processes per host (mlx.launch -n); one machine: the rank count")
+    processes: int = Field(1, ge=1, le=64,
+                           description="processes per host (mlx.launch -n); one machine: the rank count")
     port: int = Field(32323, ge=1024, le=65535, description="first TCP port of the ring backend (NCCL: its port)")
 
     @model_validator(mode="after")

@@ -126,8 +126,8 @@ def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int
                   key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     cur = next((r for r in recs if r.state == "running"), None)
     return Status(daemon=daemon, current=job_view(cur, live=cur.id == running_id) if cur else None,
-                  queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue), paused=[job_view(r) for r in paused],
-                  recent=[job_view(r) for r in done], updated_at=time.time())
+                  queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue),
+                  paused=[job_view(r) for r in paused], recent=[job_view(r) for r in done], updated_at=time.time())
 
 
 def read(path: Path) -> Status | None:

@@ -16,7 +16,6 @@ import pytest
 
 from conftest import PY, REPO, ctl, record, small_job, wait_for
 
-
 SETTLE = ("--settle-seconds", "0.5")
 
 
@@ -97,7 +96,7 @@ def test_a_corrupted_or_removed_job_record_is_recovered_at_start_without_losing_
     d = daemon(*SETTLE)
     first = submit(home, "first", small_job(100000, "first", cadence={"checkpoint_every": 2}))
     wait_for(lambda: list((home / "checkpoints" / first).glob("checkpoint_*")), what="a checkpoint")
-    corrupt, removed = submit(home, "corrupt", small_job(2, "corrupt")), submit(home, "removed", small_job(2, "removed"))
+    corrupt, removed = (submit(home, name, small_job(2, name)) for name in ("corrupt", "removed"))
     state(home, removed, "queued")
     d.send_signal(signal.SIGTERM)
     assert d.wait(30) == 0

@@ -10,9 +10,8 @@ import subprocess
 import pytest
 from safetensors.numpy import load_file
 
-from farensed.blas import worker_env
-
 from conftest import PY, REPO, record, small_job, wait_for
+from farensed.blas import worker_env
 
 STEPS = 12
 JOB = small_job(STEPS, "farense", cadence={"checkpoint_every": 2})

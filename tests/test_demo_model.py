@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from farensed.paths import REPO_ROOT
 from farensed.demo_model import build, pretrain
+from farensed.paths import REPO_ROOT
 
 DATA = REPO_ROOT / "data"
 

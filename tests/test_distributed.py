@@ -14,16 +14,16 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 import numpy as np
 import pytest
-from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
-from worker_support import make_run
+from mlx.utils import tree_flatten
 
+from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
 from farensed import logs
 from farensed.blas import worker_env
 from farensed.paths import Home
 from farensed.worker.run import Run
+from worker_support import make_run
 
 LAUNCH = str(Path(sys.executable).parent / "mlx.launch")
 STEPS = 40
@@ -150,7 +150,8 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
     # Then the job is done, and training_state.json names both ranks with their host and pid
     assert record(home, "farense")["state"] == "done"
     state = json.loads((two / "training_state.json").read_text())
-    assert [r["rank"] for r in state["ranks"]] == [0, 1] and {r["host"] for r in state["ranks"]} == {socket.gethostname()}
+    assert [r["rank"] for r in state["ranks"]] == [0, 1]
+    assert {r["host"] for r in state["ranks"]} == {socket.gethostname()}
     assert state["ranks"][0]["pid"] == state["worker_pid"] != state["ranks"][1]["pid"]
     # And both ranks trained (rank 1 logged through the launcher), rank 0 alone wrote outputs
     log = (two / "worker.log").read_text()
@@ -162,8 +163,8 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
     # test_worker_oom), so the bound is looser at step 40 than at step 8. lora_b starts at zero:
     # all of it is training, so its relative difference is the telling one.
     for step, bound in ((8, 1e-4), (STEPS, 2e-3)):
-        folder = lambda run: run if step == STEPS else run / f"checkpoint_epoch0_step{step}"  # noqa: E731
-        a1, a2 = adapters(folder(one)), adapters(folder(two))
+        name = None if step == STEPS else f"checkpoint_epoch0_step{step}"
+        a1, a2 = (adapters(run / name if name else run) for run in (one, two))
         diff, diff_b = rel_diff(a2, a1), rel_diff(a2, a1, [k for k in a1 if "lora_b" in k])
         print(f"adapters at step {step}, 2 ranks vs 1 process: relative difference {diff:.2e} (lora_b {diff_b:.2e})")
         assert diff_b <= bound
@@ -231,7 +232,8 @@ def test_a_host_that_is_gone_at_start_pauses_the_job_with_its_name_without_a_res
     # Then the job waits in paused, saying which host is gone, and no worker was started
     rec = record(home, "farense")
     assert rec["state"] == "paused" and rec["restarts"] == 0, rec
-    assert "host farensed-gone.invalid does not answer" in rec["reason"] and "farensectl resume farense" in rec["reason"]
+    assert "host farensed-gone.invalid does not answer" in rec["reason"]
+    assert "farensectl resume farense" in rec["reason"]
     assert events(home, "worker_started") == []
 
 

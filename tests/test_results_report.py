@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ctl, small_job
 
+from conftest import ctl, small_job
 from farensed.atomic import atomic_write_json
-from farensed.spool import records
-from farensed.formats import (Answer, Downshift, LiveProgress, MetricsRow, TrainingState, TrainingSummary)
+from farensed.formats import Answer, Downshift, LiveProgress, MetricsRow, TrainingState, TrainingSummary
 from farensed.results.answers import answers_text
+from farensed.spool import records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -12,9 +12,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
-
-from farensed.spool.folders import ownership_problem
 from farensed.daemon.unattended import battery_action, notification_command, sleep_guard_wanted
+from farensed.spool.folders import ownership_problem
 
 RECORDER = '#!/bin/sh\necho "$(basename "$0") $*" >> "{log}"\n{tail}\n'
 
@@ -59,7 +58,8 @@ def test_caffeinate_covers_the_worker_and_the_end_is_notified_and_hooked(home, d
     [worker] = [e["pid"] for e in log if e["event"] == "worker_started"]
     assert caff == [f"caffeinate -i -w {worker}"] and guard == f"caffeinate -i -w {worker}"
     note = [ln for ln in lines if ln.startswith("osascript ")][0]
-    assert note.startswith('osascript -e display notification "trained; results in') and 'with title "farensed: j done"' in note
+    assert note.startswith('osascript -e display notification "trained; results in')
+    assert 'with title "farensed: j done"' in note
     out = home / "checkpoints" / "j"
     assert hook_out.read_text().split() == ["j", "done", str(out), str(out / "training_summary.json")]
 

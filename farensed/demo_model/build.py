@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ..atomic import fsync_dir, fsync_file
 from ..paths import REPO_ROOT, Home
-
 from .pretrain import LORA_INPUT_DIVISOR, PRETRAIN, SEED, Pretraining, pretrain, pretrain_texts, scale_lora_inputs
 
 DEMO_MODEL = "models/farense-tiny"

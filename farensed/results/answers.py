@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 from ..formats import SUMMARY, TARGETS, ScoredQuestion, TrainingSummary
-from .answer_scores import answer_cell, means_lines, run_scores
 from ..reading import read_or_none
+from .answer_scores import answer_cell, means_lines, run_scores
 from .rundata import RunData, load_run
 
 

@@ -7,13 +7,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FarensedError
-from ..formats import (ANSWERS, CHECKPOINT_NAME, JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY,
-                       TRAINING_STATE, WORKER_LOG, LiveProgress, MetricsRow, ScoredQuestion, TrainingState,
-                       TrainingSummary, read_answers, read_metrics_jsonl)
+from ..formats import (
+    ANSWERS,
+    CHECKPOINT_NAME,
+    JOB_FILE,
+    METRICS_JSON,
+    METRICS_JSONL,
+    PROGRESS,
+    SUMMARY,
+    TRAINING_STATE,
+    WORKER_LOG,
+    LiveProgress,
+    MetricsRow,
+    ScoredQuestion,
+    TrainingState,
+    TrainingSummary,
+    read_answers,
+    read_metrics_jsonl,
+)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
 from ..reading import read_or_none
-
 
 
 @dataclass
