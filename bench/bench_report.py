@@ -35,7 +35,8 @@ def print_report(a, res: dict) -> None:
     f, fb, ref = res["farensed"], res.get("farensed_budget"), res["references"]
     mlx = res["mlx_lm"]
     if "warmup" in res:
-        print(f"first process (compiling MLX's kernels at first use, {a.warmup_steps} steps): {res['warmup']['wall']:.0f} s\n")
+        print(f"first process (compiling MLX's kernels at first use, {a.warmup_steps} steps):"
+              f" {res['warmup']['wall']:.0f} s\n")
     print(f"{'':44}{'examples/s':>12}{'peak GiB':>11}")
     print(_line(f"farensed {a.batch}x{a.accumulation}, no budget", f))
     if fb:
@@ -60,9 +61,11 @@ def print_report(a, res: dict) -> None:
     for r in (res.get("mlx_lm_fit_plain"), res.get("mlx_lm_fit_gc")):
         if r is None:
             continue
-        label = f"mlx_lm lora {r['batch']}x{r.get('accumulation', '?')}{' --grad-checkpoint' if r['checkpoint'] else ''}"
+        gc = " --grad-checkpoint" if r["checkpoint"] else ""
+        label = f"mlx_lm lora {r['batch']}x{r.get('accumulation', '?')}{gc}"
         fits = "error" not in r and r["peak_gib"] <= a.budget_gb
-        print(_line(label, r, f"largest batch that fits {a.budget_gb:g} GiB" + ("" if fits else " by its probe; OVER in the run")))
+        note = "" if fits else " by its probe; OVER in the run"
+        print(_line(label, r, f"largest batch that fits {a.budget_gb:g} GiB{note}"))
         if fits and (best is None or r["examples_per_sec"] > best["examples_per_sec"]):
             best = r  # only a run whose own peak stayed within the budget counts
     if a.budget_gb and not (res.get("mlx_lm_fit_plain") or res.get("mlx_lm_fit_gc")):

@@ -15,9 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker_bench import run_farensed  # noqa: E402
-
 from farensed.blas import DISABLE_ENV, inspect, worker_env  # noqa: E402
+from worker_bench import run_farensed  # noqa: E402
 
 
 def main() -> None:
@@ -33,8 +32,8 @@ def main() -> None:
         slow = run_farensed(Path(d), args.steps, worker_env(slow_env), "slow")
     print(f"demo model, {args.steps} steps x batch 4\n")
     print(f"{'':34}{'tokens/s':>10}{'train s':>10}")
-    print(f"{'OpenBLAS preloaded (' + info.optimized.name + ')':34}{fast['tokens_per_sec']:>10.0f}{fast['train_seconds']:>10.1f}")
-    print(f"{'mlx-cpu reference BLAS':34}{slow['tokens_per_sec']:>10.0f}{slow['train_seconds']:>10.1f}")
+    for label, r in ((f"OpenBLAS preloaded ({info.optimized.name})", fast), ("mlx-cpu reference BLAS", slow)):
+        print(f"{label:34}{r['tokens_per_sec']:>10.0f}{r['train_seconds']:>10.1f}")
     print(f"\nspeed-up: {fast['tokens_per_sec'] / slow['tokens_per_sec']:.1f}x")
 
 

@@ -235,7 +235,8 @@ class Report:
             key = (tracebacks(text) or [(life.stderr_tail(1) or ["(nothing on stderr)"])[-1]])[-1]
             why.setdefault(key, []).append(life)
         for key, group in why.items():
-            runs = ", ".join(f"#{life.n} rc {life.returncode} after {life.ended - life.started:.1f} s" for life in group)
+            runs = ", ".join(f"#{life.n} rc {life.returncode} after {life.ended - life.started:.1f} s"
+                             for life in group)
             self.line(f"  x{len(group)} ({runs}):")
             self.line(f"    {key[:600]}")
         if own:

@@ -100,7 +100,8 @@ def status_wall(home: Path) -> str:
     floor = median_wall([sys.executable, "-c", "pass"])
     st = median_wall([str(BIN / "farensectl"), "status", "--home", str(home)])
     js = median_wall([str(BIN / "farensectl"), "status", "--json", "--home", str(home)])
-    return f"status {st * 1000:.0f} ms, status --json {js * 1000:.0f} ms, python -c pass {floor * 1000:.0f} ms (medians of 9)"
+    return (f"status {st * 1000:.0f} ms, status --json {js * 1000:.0f} ms,"
+            f" python -c pass {floor * 1000:.0f} ms (medians of 9)")
 
 
 def thousand(home: Path) -> dict:

@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_report import print_report  # noqa: E402
-
 from farensed.blas import inspect, worker_env  # noqa: E402
 
 GIB, GB = 1024**3, 1e9

@@ -13,11 +13,11 @@ from pathlib import Path
 import click
 
 from .cli import client
-from .daemon.lock import holder_pid
 from .formats import TrainingSummary
 from .paths import REPO_ROOT, Home
 from .results.answer_scores import means_lines, side_by_side
 from .results.rundata import load_run
+from .spool.lock import holder_pid
 from .status import job_view
 
 TERMINAL = {"done", "failed", "cancelled", "rejected"}

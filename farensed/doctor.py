@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -15,11 +14,12 @@ from pathlib import Path
 import psutil
 
 from . import blas, hostinfo, metal, service, status_file
-from .daemon.lock import holder_pid
 from .errors import FarensedError
 from .hosts import rank_hosts
 from .jobfile import load_job
 from .paths import Home
+from .spool.folders import permission_problem
+from .spool.lock import daemon_alive
 
 GB = 1024**3
 GUIDE_JOB_GB = 11.0  # the guide's own estimate for Mistral-7B 4-bit, batch 4, 512 tokens
@@ -84,13 +84,9 @@ def check_spool(home: Home) -> Check:
     spool = home.spool
     if not spool.exists():
         return Check("spool", "warn", f"{spool} does not exist yet", "it is created when the daemon starts")
-    st = spool.stat()
-    if st.st_uid != os.getuid():
-        return Check("spool", "fail", f"{spool} belongs to uid {st.st_uid}, not you",
-                     f"chown {os.getuid()} {spool}")
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return Check("spool", "fail", f"{spool} is writable by other users (mode {stat.filemode(st.st_mode)})",
-                     f"chmod go-w {spool}")
+    problem = permission_problem(spool)
+    if problem is not None:
+        return Check("spool", "fail", *problem)
     return Check("spool", "ok", f"{spool} is yours and not writable by others")
 
 
@@ -122,7 +118,7 @@ def check_metal_relax(home: Home) -> Check | None:
     """macOS: does the worker run with Metal's watchdog relaxed (the fix for the user's old abort)?"""
     if not metal.applies():
         return None
-    st = status_file.read_fresh(home.status_file, holder_pid(home.lock_file) is not None)
+    st = status_file.read_fresh(home.status_file, daemon_alive(home))
     said = st[1].daemon.get("metal_relax") if st else None
     text = said or metal.describe(dict(os.environ)) + " (daemon not running: what it would do)"
     if text.startswith("off"):
@@ -134,7 +130,7 @@ def check_demo(home: Home) -> Check:
     missing = [p for p in (home.models / "farense-tiny" / "config.json", home.data / "train.jsonl") if not p.exists()]
     if missing:
         return Check("demo", "warn", "missing: " + ", ".join(str(p) for p in missing),
-                     ".venv/bin/python -m farensed.worker.demo_model --if-missing")
+                     ".venv/bin/python -m farensed.demo_model --if-missing")
     return Check("demo", "ok", "demo model and sample data present")
 
 

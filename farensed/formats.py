@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import StateError
-from .strict import Strict as _Model
+from .strict import Strict
 
 TRAINING_STATE = "training_state.json"
 METRICS_JSONL = "metrics.jsonl"
@@ -31,7 +31,7 @@ CHECKPOINT_STATE = "state.json"
 
 
 
-class Downshift(_Model):
+class Downshift(Strict):
     """One out-of-memory step down the ladder."""
 
     step: int
@@ -45,7 +45,7 @@ class Downshift(_Model):
     width: int | None = None  # its padded width: from/to_micro_batch are rows at this width
 
 
-class ProbePoint(_Model):
+class ProbePoint(Strict):
     """One measured micro-batch: rows x padded width, its peak memory and its time (after compiling)."""
 
     rows: int
@@ -54,7 +54,7 @@ class ProbePoint(_Model):
     seconds: float | None = None
 
 
-class MemoryMode(_Model):
+class MemoryMode(Strict):
     """What one checkpointing mode costs: peak ~ base + per_token x tokens (bytes), and
     time ~ seconds_base + seconds_per_token x tokens, tokens = rows x padded width."""
 
@@ -67,7 +67,7 @@ class MemoryMode(_Model):
     points: list[ProbePoint] = Field(default_factory=list)
 
 
-class MemoryModel(_Model):
+class MemoryModel(Strict):
     """How a run splits its steps into micro-batches; measured on the job's own data before the
     first step, corrected by every out-of-memory event, saved in training_state and checkpoints."""
 
@@ -85,7 +85,7 @@ class MemoryModel(_Model):
     downshifts_seen: int = 0  # training_state downshifts already folded into the model
 
 
-class RankInfo(_Model):
+class RankInfo(Strict):
     """One process of a data-parallel job: where it runs."""
 
     rank: int
@@ -93,7 +93,7 @@ class RankInfo(_Model):
     pid: int
 
 
-class ScoringPlan(_Model):
+class ScoringPlan(Strict):
     """What the scoring phase answers, fixed when it starts so that a resume scores the same."""
 
     examples: int  # held-out examples answered (the first of the seeded order)
@@ -103,7 +103,7 @@ class ScoringPlan(_Model):
     estimated_seconds: float
 
 
-class TrainingState(_Model):
+class TrainingState(Strict):
     """training_state.json: where a run stands; rewritten atomically at every checkpoint."""
 
     schema_version: Literal[1] = 1
@@ -132,14 +132,14 @@ class TrainingState(_Model):
     memory_model: MemoryModel | None = None
 
 
-class Cursor(_Model):
+class Cursor(Strict):
     """Where the data stream stands: the next step's epoch and its index within the epoch."""
 
     epoch: int
     index: int
 
 
-class CheckpointState(_Model):
+class CheckpointState(Strict):
     """state.json inside a checkpoint: everything beyond the tensors needed to resume exactly."""
 
     schema_version: Literal[1] = 1
@@ -163,7 +163,7 @@ class CheckpointState(_Model):
     memory_model: MemoryModel | None = None
 
 
-class Manifest(_Model):
+class Manifest(Strict):
     """manifest.json: a checkpoint is valid only if every file matches its checksum."""
 
     schema_version: Literal[1] = 1
@@ -174,7 +174,7 @@ class Manifest(_Model):
     created_at: float
 
 
-class MetricsRow(_Model):
+class MetricsRow(Strict):
     """One line of metrics.jsonl: a train-loss report or an evaluation, at one step."""
 
     kind: Literal["train", "eval"]
@@ -195,7 +195,7 @@ class MetricsRow(_Model):
     grad_checkpoint: bool | None = None
 
 
-class LiveProgress(_Model):
+class LiveProgress(Strict):
     """progress.json: the worker's latest figures, rewritten at every log row, eval and checkpoint."""
 
     schema_version: Literal[1] = 1
@@ -226,7 +226,7 @@ class LiveProgress(_Model):
     updated_at: float
 
 
-class Answer(_Model):
+class Answer(Strict):
     prompt: str
     answer: str
 
@@ -235,7 +235,7 @@ Target = Literal["base", "best", "final"]
 TARGETS: tuple[Target, ...] = ("base", "best", "final")
 
 
-class TargetAnswer(_Model):
+class TargetAnswer(Strict):
     """One model's answer to one question; the scores are None when there is no reference."""
 
     answer: str
@@ -243,7 +243,7 @@ class TargetAnswer(_Model):
     f1: float | None
 
 
-class ScoredQuestion(_Model):
+class ScoredQuestion(Strict):
     """One line of answers.jsonl: a question, its reference answer and each model's answer."""
 
     schema_version: Literal[1] = 1
@@ -256,12 +256,12 @@ class ScoredQuestion(_Model):
     seconds: float  # answering it with every model
 
 
-class TargetScore(_Model):
+class TargetScore(Strict):
     exact_match: float
     f1: float
 
 
-class AnswerScores(_Model):
+class AnswerScores(Strict):
     """The means of answers.jsonl per model, in training_summary.json."""
 
     data: str  # where the held-out examples came from
@@ -272,7 +272,7 @@ class AnswerScores(_Model):
     seconds: float
 
 
-class TrainingSummary(_Model):
+class TrainingSummary(Strict):
     """training_summary.json, written once at the end."""
 
     schema_version: Literal[1] = 1
@@ -303,7 +303,7 @@ class TrainingSummary(_Model):
     scores: AnswerScores | None = None
 
 
-class HostfileHost(_Model):
+class HostfileHost(Strict):
     """One host of mlx's hostfile: the name to ssh to, its IPs (ring), its RDMA devices (jaccl)."""
 
     ssh: str = Field(min_length=1)
@@ -311,7 +311,7 @@ class HostfileHost(_Model):
     rdma: list[str | list[str] | None] = Field(default_factory=list)
 
 
-class MlxHostfile(_Model):
+class MlxHostfile(Strict):
     """mlx.launch's JSON hostfile (as mlx.distributed_config writes it); a bare list is its `hosts`."""
 
     backend: str = ""

@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import __version__, blas
-from .hosts import SSH_OPTIONS, LOOPBACK
+from .hosts import LOOPBACK, SSH_OPTIONS
 from .paths import Home
 
 KEYS = ("farensed", "python", "platform", "mlx", "mlx-lm", "blas", "model", "data")

@@ -56,7 +56,8 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         sub = getattr(field, "annotation", None) if field else None
-        sub = next((a for a in typing.get_args(sub) if isinstance(a, type) and issubclass(a, BaseModel)), sub)  # X | None
+        # X | None: the model inside
+        sub = next((a for a in typing.get_args(sub) if isinstance(a, type) and issubclass(a, BaseModel)), sub)
         if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             return []
         model = sub

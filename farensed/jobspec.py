@@ -19,11 +19,13 @@ MAX_JOB_FILE_BYTES = 1024 * 1024
 GUIDE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class _Strict(Strict):
+class _JobModel(Strict):
+    """Strict, and an assignment is validated as well: a job changed in code stays a valid job."""
+
     model_config = ConfigDict(validate_assignment=True)
 
 
-class Training(_Strict):
+class Training(_JobModel):
     batch_size: int = Field(4, ge=1, description="examples per micro-batch")
     grad_accumulation: int = Field(2, ge=1, description="micro-batches per step")
     learning_rate: float = Field(2e-4, gt=0, le=1)
@@ -43,7 +45,7 @@ class Training(_Strict):
         return self.batch_size * self.grad_accumulation
 
 
-class Lora(_Strict):
+class Lora(_JobModel):
     type: Literal["lora", "dora"] = "lora"
     rank: int = Field(8, ge=1)
     scale: float = Field(16.0, gt=0)
@@ -58,7 +60,7 @@ class Lora(_Strict):
         return self
 
 
-class Cadence(_Strict):
+class Cadence(_JobModel):
     checkpoint_every: int = Field(200, ge=1, description="steps")
     checkpoint_every_minutes: float = Field(30.0, ge=0, description="0 = off")
     eval_every: int = Field(200, ge=1, description="steps")
@@ -67,13 +69,13 @@ class Cadence(_Strict):
     val_batches: int = Field(0, ge=0, description="0 = the whole validation set")
 
 
-class Memory(_Strict):
+class Memory(_JobModel):
     budget_gb: float = Field(0.0, ge=0, description="0 = no budget")
     min_micro_batch: int = Field(1, ge=1)
     grad_checkpoint: bool = False
 
 
-class Generate(_Strict):
+class Generate(_JobModel):
     prompts: list[str] = Field(default_factory=list)
     system: str | None = Field(None, description="system message before each prompt (as in the training data)")
     max_tokens: int = Field(100, ge=1)
@@ -88,13 +90,14 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-class Distributed(_Strict):
+class Distributed(_JobModel):
     """Data-parallel over several processes, GPUs or machines, started by mlx.launch."""
 
     backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = "ring"
     hosts: list[str] | None = Field(None, min_length=1, description="IP addresses; the first is this machine (rank 0)")
     hostfile: str | None = Field(None, description="mlx's JSON hostfile (mlx.distributed_config writes one)")
-    processes: int = Field(1, ge=1, le=64, description="processes per host (mlx.launch -n); one machine: the rank count")
+    processes: int = Field(1, ge=1, le=64,
+                           description="processes per host (mlx.launch -n); one machine: the rank count")
     port: int = Field(32323, ge=1024, le=65535, description="first TCP port of the ring backend (NCCL: its port)")
 
     @model_validator(mode="after")
@@ -118,7 +121,7 @@ class Distributed(_Strict):
         return len(self.hosts or ["127.0.0.1"]) * self.processes
 
 
-class Evaluate(_Strict):
+class Evaluate(_JobModel):
     """After training: held-out questions answered by the base model, the best and the final
     adapters, each scored against its reference (answers.jsonl)."""
 
@@ -136,7 +139,7 @@ class Evaluate(_Strict):
         raise ValueError('expected "auto", 0 (none) or a count of examples')
 
 
-class JobSpec(_Strict):
+class JobSpec(_JobModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1)
     model: str = Field(min_length=1, description="local mlx-lm model folder or hub id")

@@ -23,7 +23,7 @@ class Home:
     root: Path
 
     @classmethod
-    def from_option(cls, home: str | os.PathLike | None = None) -> "Home":
+    def from_option(cls, home: str | os.PathLike | None = None) -> Home:
         return cls(resolve_home(home))
 
     @property

@@ -9,9 +9,9 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from html import escape as _html_escape
 from pathlib import Path
 from string import Template
-from html import escape as _html_escape
 
 from .errors import FarensedError
 from .paths import REPO_ROOT, Home

@@ -13,14 +13,16 @@ from typing import Literal
 from pydantic import Field
 
 from . import memplan, status_file
-from .errors import StateError
-from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState, read_model
-from .strict import Strict as _Model
+from .formats import PROGRESS, TRAINING_STATE, LiveProgress, RankInfo, TrainingState
+from .paths import Home
+from .reading import read_or_none
+from .spool.lock import daemon_alive
+from .strict import Strict
 
 QUEUE_SHOWN = 50  # status.json is rewritten every 2 s: a long queue is counted, not listed whole
 
 
-class DaemonInfo(_Model):
+class DaemonInfo(Strict):
     """The daemon writes idle/running/stopping/stopped; the client reports not_running or stale."""
 
     pid: int | None
@@ -34,7 +36,7 @@ class DaemonInfo(_Model):
     metal_relax: str | None = None  # whether the worker runs with AGX_RELAX_CDM_CTXSTORE_TIMEOUT (macOS)
 
 
-class JobView(_Model):
+class JobView(Strict):
     """One job as status shows it; run-time figures are None until the worker reports them."""
 
     id: str
@@ -74,7 +76,7 @@ class JobView(_Model):
     memory_plan: str | None = None  # budget, measured model, checkpointing and why
 
 
-class Status(_Model):
+class Status(Strict):
     schema_version: Literal[1] = 1
     daemon: DaemonInfo
     current: JobView | None = None
@@ -83,13 +85,6 @@ class Status(_Model):
     paused: list[JobView] = Field(default_factory=list)
     recent: list[JobView] = Field(default_factory=list)
     updated_at: float
-
-
-def _maybe(path: Path, model):
-    try:
-        return read_model(path, model)
-    except StateError:
-        return None
 
 
 def job_view(rec, live: bool = False) -> JobView:
@@ -101,7 +96,7 @@ def job_view(rec, live: bool = False) -> JobView:
     if not rec.output_dir or rec.started_at is None:
         return v
     run = Path(rec.output_dir)
-    ts, pr = _maybe(run / TRAINING_STATE, TrainingState), _maybe(run / PROGRESS, LiveProgress)
+    ts, pr = read_or_none(run / TRAINING_STATE, TrainingState), read_or_none(run / PROGRESS, LiveProgress)
     upd = {}
     if ts is not None:
         upd |= {"step": ts.step, "total_steps": ts.total_steps or None, "epoch": ts.epoch,
@@ -135,13 +130,22 @@ def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int
                   key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     cur = next((r for r in recs if r.state == "running"), None)
     return Status(daemon=daemon, current=job_view(cur, live=cur.id == running_id) if cur else None,
-                  queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue), paused=[job_view(r) for r in paused],
-                  recent=[job_view(r) for r in done], updated_at=time.time())
+                  queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue),
+                  paused=[job_view(r) for r in paused], recent=[job_view(r) for r in done], updated_at=time.time())
 
 
 def read(path: Path) -> Status | None:
-    return _maybe(path, Status)
+    return read_or_none(path, Status)
 
 
 def is_fresh(st: Status, now: float | None = None) -> bool:
     return status_file.is_fresh(st.daemon.state, st.daemon.heartbeat, now)
+
+
+def daemon_state(home: Home, now: float | None = None) -> tuple[Status | None, str]:
+    """status.json (None when missing or unreadable) and where the daemon stands: "up" (it holds the
+    lock and its heartbeat is fresh), "stale" (it holds the lock, the heartbeat is old) or "not_running"."""
+    st = read(home.status_file)
+    if not daemon_alive(home):
+        return st, "not_running"
+    return st, "up" if st is not None and is_fresh(st, now) else "stale"

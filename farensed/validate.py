@@ -15,6 +15,7 @@ from .jobfile import Problem, key_lines, load_job
 from .jobspec import JobSpec
 from .memestimate import estimate
 from .memplan import GB, MARGIN, PAD_TO, padded_width
+from .model_source import looks_like_hub_id
 from .paths import Home
 
 
@@ -30,13 +31,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def looks_like_hub_id(value: str, home: Home) -> bool:
-    """'org/name' that is not a local path (its first part is not a folder of the home)."""
-    parts = value.split("/")
-    return (len(parts) == 2 and all(parts) and not value.startswith((".", "~", "/"))
-            and not home.resolve(parts[0]).exists())
 
 
 def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:

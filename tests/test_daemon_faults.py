@@ -1,11 +1,11 @@
-"""The supervisor against real worker faults: a hung worker is restarted by the stall
+"""The daemon against real worker faults: a hung worker is restarted by the stall
 watchdog, a transient Metal fault is retried from the last checkpoint, and the job ends done."""
 
 from __future__ import annotations
 
 import json
 
-from conftest import ctl, record, small_job, start_daemon, wait_for
+from conftest import ctl, record, small_job, stop_daemon, wait_for
 
 
 def _events(home, name):
@@ -13,21 +13,18 @@ def _events(home, name):
     return [e for e in map(json.loads, lines) if e["event"] == name]
 
 
-def _run(home, faults: str, *args, job="f", steps=8):
-    d = start_daemon(*args, env={"FARENSED_FAULTS": faults})
-    try:
-        (home / f"{job}.toml").write_text(small_job(job, steps=steps, checkpoint_every=2))
-        ctl("submit", str(home / f"{job}.toml"))
-        wait_for(lambda: (record(home, job) or {}).get("state") == "done", 120, what=f"{job} done")
-    finally:
-        d.terminate()
-        d.wait(30)
+def _run(home, daemon, faults: str, *args, job="f", steps=8):
+    d = daemon(*args, env={"FARENSED_FAULTS": faults})
+    (home / f"{job}.toml").write_text(small_job(steps, job, cadence={"checkpoint_every": 2}))
+    ctl("submit", str(home / f"{job}.toml"))
+    wait_for(lambda: (record(home, job) or {}).get("state") == "done", 120, what=f"{job} done")
+    stop_daemon(d)
     return record(home, job)
 
 
-def test_a_hung_worker_is_restarted_by_the_stall_watchdog_and_the_job_finishes(home):
+def test_a_hung_worker_is_restarted_by_the_stall_watchdog_and_the_job_finishes(home, daemon):
     # Given a worker that stops making progress as step 5 starts, and a 4 s stall limit
-    rec = _run(home, "hang@5", "--stall-seconds", "4")
+    rec = _run(home, daemon, "hang@5", "--stall-seconds", "4")
     # Then the watchdog stopped it, the job resumed from its checkpoint and finished
     [stall] = _events(home, "worker_stalled")
     assert stall["job_id"] == "f" and rec["restarts"] == 1
@@ -36,9 +33,9 @@ def test_a_hung_worker_is_restarted_by_the_stall_watchdog_and_the_job_finishes(h
     assert json.loads((home / "checkpoints" / "f" / "training_state.json").read_text())["step"] == 8
 
 
-def test_a_transient_metal_fault_is_retried_from_the_last_checkpoint_without_lowering(home):
+def test_a_transient_metal_fault_is_retried_from_the_last_checkpoint_without_lowering(home, daemon):
     # Given a worker aborted by Metal's ImpactingInteractivity fault at step 5 (as the user's run was)
-    rec = _run(home, "gpu_fault@5")
+    rec = _run(home, daemon, "gpu_fault@5")
     # Then the daemon classified it, restarted it as it was (a first fault), and the job finished
     exits = _events(home, "worker_exited")
     assert exits[0]["outcome"] == "gpu_fault" and exits[0]["action"] == "restart"

@@ -14,24 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PY, REPO, ctl, record, small_job, start_daemon, wait_for
+from conftest import PY, REPO, ctl, record, small_job, wait_for
 
-
-@pytest.fixture
-def daemon(home):
-    """Start `farensed run` (extra arguments through the returned function); stop it at the end."""
-    procs = []
-
-    def start(*args, **kw):
-        procs.append(start_daemon("--settle-seconds", "0.5", *args, **kw))
-        wait_for(lambda: (home / "status.json").exists() or procs[-1].poll() is not None, what="daemon start")
-        return procs[-1]
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            p.wait(30)
+SETTLE = ("--settle-seconds", "0.5")
 
 
 def submit(home: Path, name: str, text: str) -> str:
@@ -71,10 +56,10 @@ def read_only(path: Path):
 
 def test_a_queued_job_file_removed_or_replaced_by_garbage_fails_that_job_only(home, daemon):
     # Given a daemon running a long job, with three more queued behind it
-    d = daemon()
-    first = submit(home, "long", small_job("long", steps=100000))
+    d = daemon(*SETTLE)
+    first = submit(home, "long", small_job(100000, "long"))
     state(home, first, "running")
-    gone, junk, nxt = (submit(home, n, small_job(n, steps=2)) for n in ("gone", "junk", "next"))
+    gone, junk, nxt = (submit(home, n, small_job(2, n)) for n in ("gone", "junk", "next"))
     state(home, nxt, "queued")
     # When one queued file is removed by hand and another is overwritten with garbage
     (home / "spool" / "queued" / f"{gone}.toml").unlink()
@@ -93,10 +78,10 @@ def test_an_output_folder_that_cannot_be_created_or_written_fails_that_job_only(
     # Given read-only folders under the checkpoints root: one to create an output in, one as the output
     ro = home / "checkpoints" / "ro"
     with read_only(ro), read_only(home / "checkpoints" / "ro-out"):
-        d = daemon()
-        create = submit(home, "create", small_job("create", steps=2, output="checkpoints/ro/out"))
-        write = submit(home, "write", small_job("write", steps=2, output="checkpoints/ro-out"))
-        nxt = submit(home, "next", small_job("next", steps=2))
+        d = daemon(*SETTLE)
+        create = submit(home, "create", small_job(2, "create", top={"output": "checkpoints/ro/out"}))
+        write = submit(home, "write", small_job(2, "write", top={"output": "checkpoints/ro-out"}))
+        nxt = submit(home, "next", small_job(2, "next"))
         # Then each fails naming its path and the OS's reason, and the next job runs
         reason = state(home, create, "failed")["reason"]
         assert str(ro / "out") in reason and ("Read-only" in reason or "Permission" in reason)
@@ -108,10 +93,10 @@ def test_an_output_folder_that_cannot_be_created_or_written_fails_that_job_only(
 
 def test_a_corrupted_or_removed_job_record_is_recovered_at_start_without_losing_the_job(home, daemon):
     # Given a job stopped mid-run by a daemon stop, and two jobs queued behind it
-    d = daemon()
-    first = submit(home, "first", small_job("first", steps=100000, checkpoint_every=2))
+    d = daemon(*SETTLE)
+    first = submit(home, "first", small_job(100000, "first", cadence={"checkpoint_every": 2}))
     wait_for(lambda: list((home / "checkpoints" / first).glob("checkpoint_*")), what="a checkpoint")
-    corrupt, removed = submit(home, "corrupt", small_job("corrupt", steps=2)), submit(home, "removed", small_job("removed", steps=2))
+    corrupt, removed = (submit(home, name, small_job(2, name)) for name in ("corrupt", "removed"))
     state(home, removed, "queued")
     d.send_signal(signal.SIGTERM)
     assert d.wait(30) == 0
@@ -120,7 +105,7 @@ def test_a_corrupted_or_removed_job_record_is_recovered_at_start_without_losing_
     (jobs / f"{first}.json").write_text('{"schema_version": 1, "id": "first", "sta')
     (jobs / f"{removed}.json").unlink()
     (jobs / f"{corrupt}.json").write_text("not json")
-    d = daemon()
+    d = daemon(*SETTLE)
     # Then the running job fails with a reason naming its record (kept aside), the queued ones run again
     reason = state(home, first, "failed")["reason"]
     assert f"{jobs / first}.json: its record was unreadable" in reason and "retry" in reason
@@ -140,12 +125,12 @@ def test_the_model_or_data_folder_removed_after_submission_fails_that_job_only(h
     # Given copies of the model and the data that two queued jobs use, behind a long job
     shutil.copytree(REPO / "models" / "farense-tiny", home / "mine" / "model")
     shutil.copytree(REPO / "data", home / "mine" / "data")
-    d = daemon()
-    first = submit(home, "long", small_job("long", steps=100000))
+    d = daemon(*SETTLE)
+    first = submit(home, "long", small_job(100000, "long"))
     state(home, first, "running")
-    no_model = submit(home, "nomodel", small_job("nomodel", steps=2).replace('"models/farense-tiny"', '"mine/model"'))
-    no_data = submit(home, "nodata", small_job("nodata", steps=2).replace('data = "data"', 'data = "mine/data"'))
-    nxt = submit(home, "next", small_job("next", steps=2))
+    no_model = submit(home, "nomodel", small_job(2, "nomodel", top={"model": "mine/model"}))
+    no_data = submit(home, "nodata", small_job(2, "nodata", top={"data": "mine/data"}))
+    nxt = submit(home, "next", small_job(2, "next"))
     state(home, nxt, "queued")
     # When both folders are removed while the jobs wait
     shutil.rmtree(home / "mine")
@@ -166,14 +151,14 @@ def test_a_worker_that_cannot_be_spawned_fails_that_job_only(home, daemon):
         exec "{PY}" "$@"
         """))
     wrapper.chmod(0o644)  # not executable: the spawn fails (for root too: exec needs an x bit)
-    d = daemon("--worker-python", str(wrapper))
-    broken = submit(home, "broken", small_job("broken", steps=2))
+    d = daemon(*SETTLE, "--worker-python", str(wrapper))
+    broken = submit(home, "broken", small_job(2, "broken"))
     # Then that job fails naming the interpreter
     reason = state(home, broken, "failed")["reason"]
     assert "cannot start the worker" in reason and str(wrapper) in reason
     # And once the wrapper can run, the next job runs through it (without Metal's variable on Linux)
     wrapper.chmod(0o755)
-    assert state(home, submit(home, "next", small_job("next", steps=2)), "done")
+    assert state(home, submit(home, "next", small_job(2, "next")), "done")
     env = (home / "worker.env").read_text()
     assert "AGX_RELAX_CDM_CTXSTORE_TIMEOUT" not in env
     assert d.poll() is None
@@ -185,15 +170,13 @@ def test_status_json_or_the_log_folder_not_writable_does_not_stop_the_daemon(hom
     # Given status.json that cannot be replaced (a folder stands in its place) and a read-only log folder
     (home / "status.json").mkdir()
     with read_only(home / "logs"):
-        d = start_daemon("--settle-seconds", "0.5")
-        try:
-            job = submit(home, "job", small_job("job", steps=2))
-            # Then jobs still run to done, and the daemon says on stderr why it could not log or publish
-            assert state(home, job, "done")
-            assert d.poll() is None
-        finally:
-            d.send_signal(signal.SIGTERM)
-            err = d.communicate(timeout=30)[1].decode()
+        d = daemon(*SETTLE)
+        job = submit(home, "job", small_job(2, "job"))
+        # Then jobs still run to done, and the daemon says on stderr why it could not log or publish
+        assert state(home, job, "done")
+        assert d.poll() is None
+        d.send_signal(signal.SIGTERM)
+        err = d.communicate(timeout=30)[1].decode()
     assert "log_file_unavailable" in err and str(home / "logs" / "farensed.jsonl") in err
     assert "phase_failed" in err and "publish_status" in err
     assert d.returncode == 0
@@ -201,7 +184,7 @@ def test_status_json_or_the_log_folder_not_writable_does_not_stop_the_daemon(hom
 
 def test_client_os_errors_are_one_line_naming_the_path(home):
     # Given a queued job whose spool requests folder the client cannot write into
-    from farensed.daemon.records import JobRecord, save
+    from farensed.spool.records import JobRecord, save
 
     jobs = home / "spool" / "jobs"
     jobs.mkdir(parents=True)

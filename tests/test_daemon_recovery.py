@@ -10,12 +10,11 @@ import subprocess
 import pytest
 from safetensors.numpy import load_file
 
+from conftest import PY, REPO, record, small_job, wait_for
 from farensed.blas import worker_env
 
-from conftest import PY, REPO, record, small_job, start_daemon, wait_for
-
 STEPS = 12
-JOB = small_job(name="farense", steps=STEPS, checkpoint_every=2)
+JOB = small_job(STEPS, "farense", cadence={"checkpoint_every": 2})
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +55,11 @@ def log_events(home) -> list[dict]:
     return [json.loads(x) for x in (home / "logs" / "farensed.jsonl").read_text().splitlines()]
 
 
-def test_sigkill_daemon_and_worker_then_restart_resumes_bit_identical(home, reference):
+def test_sigkill_daemon_and_worker_then_restart_resumes_bit_identical(home, daemon, reference):
     # Given a daemon running a job past its first checkpoints
     (home / "spool").mkdir()
     (home / "spool" / "farense.toml").write_text(JOB)
-    d = start_daemon()
+    d = daemon()
     wait_for(lambda: progress_step(home) >= 5, 60, what="step 5")
     worker = record(home, "farense")["worker_pid"]
     # When daemon and worker are SIGKILLed together (a power cut, as far as they can tell)
@@ -79,11 +78,11 @@ def test_sigkill_daemon_and_worker_then_restart_resumes_bit_identical(home, refe
     assert len(starts) == 2
 
 
-def test_orphan_worker_is_stopped_before_the_job_resumes(home, reference):
+def test_orphan_worker_is_stopped_before_the_job_resumes(home, daemon, reference):
     # Given a daemon whose worker is training
     (home / "spool").mkdir()
     (home / "spool" / "farense.toml").write_text(JOB)
-    d = start_daemon()
+    d = daemon()
     wait_for(lambda: progress_step(home) >= 3, 60, what="step 3")
     orphan = record(home, "farense")["worker_pid"]
     # When only the daemon dies, leaving its worker alive
@@ -103,7 +102,7 @@ def test_orphan_worker_is_stopped_before_the_job_resumes(home, reference):
 def test_oom_abort_lowers_micro_batch_and_the_job_finishes(home):
     # Given a job whose worker aborts with Metal's out-of-memory message at step 3
     (home / "spool").mkdir()
-    (home / "spool" / "farense.toml").write_text(small_job(name="farense", steps=5))
+    (home / "spool" / "farense.toml").write_text(small_job(5, "farense", cadence={"checkpoint_every": 2}))
     # When the daemon runs it
     run_once(env={"FARENSED_FAULTS": "abort_oom@3"})
     # Then the micro-batch was halved in training_state.json (accumulation doubled) and the job is done

@@ -5,11 +5,11 @@ held-out questions (new wordings, never trained on) score clearly above the base
 from __future__ import annotations
 
 import pytest
-from worker_support import make_run, run_worker
 
 from farensed.exitcodes import EXIT_OK
 from farensed.formats import TrainingSummary, read_answers, read_model
 from farensed.paths import REPO_ROOT
+from worker_support import make_run, run_worker
 
 pytestmark = pytest.mark.slow
 

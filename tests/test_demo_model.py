@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from farensed.demo_model import build, pretrain
 from farensed.paths import REPO_ROOT
-from farensed.worker import demo_model, demo_pretrain
 
 DATA = REPO_ROOT / "data"
 
@@ -31,8 +31,8 @@ def built(tmp_path_factory):
     roots, reports = [], []
     for name in ("first", "second"):
         root = tmp_path_factory.mktemp(name)
-        reports.append(demo_model.build(root / "tiny", DATA))
-        demo_model.build_quantized(root / "tiny", root / "tiny-4bit")
+        reports.append(build.build(root / "tiny", DATA))
+        build.build_quantized(root / "tiny", root / "tiny-4bit")
         roots.append(root)
     return roots, reports
 
@@ -58,7 +58,7 @@ def test_pretraining_lowers_the_loss_the_same_way_each_build(built):
     # Given the pre-training reports of both builds
     _, (first, second) = built
     # When they are compared with each other and with the settings
-    settings = demo_pretrain.PRETRAIN
+    settings = pretrain.PRETRAIN
     # Then both ran the configured steps with equal losses, from about ln(vocab) to well below
     assert dataclasses.replace(second, seconds=first.seconds) == first
     assert first.steps == settings["steps"]
@@ -72,7 +72,7 @@ def test_pretrained_model_completes_answers_from_the_data(builds):
 
     # Given the float model and every distinct answer of the sample
     model, tokenizer = load(str(builds[0] / "tiny"))
-    answers, _ = demo_pretrain.pretrain_texts(DATA)
+    answers, _ = pretrain.pretrain_texts(DATA)
     # When it continues each answer's first three words (plain text, no chat template)
     completed = 0
     for answer in answers:
@@ -89,7 +89,7 @@ def test_pretraining_corpus_is_plain_answers_and_questions():
         with open(DATA / name, encoding="utf-8") as f:
             chats += [json.loads(line)["messages"] for line in f if line.strip()]
     # When the pre-training texts are taken from them
-    answers, questions = demo_pretrain.pretrain_texts(DATA)
+    answers, questions = pretrain.pretrain_texts(DATA)
     # Then they are the distinct answers of both files and the distinct questions, with no
     # system prompt and no chat markup
     assert set(answers) == _answers("train.jsonl") | _answers("valid.jsonl")
@@ -103,7 +103,7 @@ def test_pretraining_batches_are_packed_rows_in_a_fixed_order():
     # Given a few token documents
     docs = [[i] * (i + 1) for i in range(1, 12)]
     # When two batch streams are drawn
-    a, b = demo_pretrain.pretrain_batches(docs, 2, 7), demo_pretrain.pretrain_batches(docs, 2, 7)
+    a, b = pretrain.pretrain_batches(docs, 2, 7), pretrain.pretrain_batches(docs, 2, 7)
     first = [next(a) for _ in range(8)]
     # Then both give the same batches of 2 rows of 8 tokens, cut from the shuffled documents
     assert first == [next(b) for _ in range(8)]
@@ -115,13 +115,13 @@ def test_scaling_lora_inputs_keeps_the_function_bit_for_bit():
     import mlx.core as mx
 
     # Given a seeded model of the demo architecture and its logits on a few tokens
-    config = dict(demo_model.ARCH, vocab_size=300, eos_token_id=2)
-    model = demo_model.random_model(config)
+    config = dict(build.ARCH, vocab_size=300, eos_token_id=2)
+    model = build.random_model(config)
     tokens = mx.array([[5, 17, 250, 3, 99, 42]])
     before = model(tokens)
     norm, down = model.model.layers[0].input_layernorm.weight, model.model.layers[1].mlp.down_proj.weight
     # When the LoRA targets' inputs are scaled down by 4
-    demo_pretrain.scale_lora_inputs(model, 4)
+    pretrain.scale_lora_inputs(model, 4)
     # Then the weights moved and the logits are exactly the same
     assert mx.array_equal(model.model.layers[0].input_layernorm.weight, norm / 4).item()
     assert mx.array_equal(model.model.layers[1].mlp.down_proj.weight, down * 4).item()
@@ -136,9 +136,9 @@ def test_fast_cross_entropy_matches_mlx():
     mx.random.seed(0)
     logits, targets = mx.random.normal((3, 5, 50)) * 4, mx.random.randint(0, 50, (3, 5))
     # When the loss and its gradient come from the power-based version and from mlx
-    ours = demo_pretrain._cross_entropy(logits, targets)
+    ours = pretrain._cross_entropy(logits, targets)
     ref = nn.losses.cross_entropy(logits, targets)
-    g_ours = mx.grad(lambda x: demo_pretrain._cross_entropy(x, targets).mean())(logits)
+    g_ours = mx.grad(lambda x: pretrain._cross_entropy(x, targets).mean())(logits)
     g_ref = mx.grad(lambda x: nn.losses.cross_entropy(x, targets).mean())(logits)
     # Then they agree to float precision
     assert mx.allclose(ours, ref, atol=1e-5).item()
@@ -232,7 +232,7 @@ def test_held_out_questions_ask_about_training_facts_in_new_words():
     # Then every held-out question is new, with the answer of a training fact, two per fact
     assert len(held) == 52 and not {m[1]["content"] for m in held} & trained
     assert {m[2]["content"] for m in held} == _answers("train.jsonl")
-    pretraining_questions = set(demo_pretrain.pretrain_texts(DATA)[1])
+    pretraining_questions = set(pretrain.pretrain_texts(DATA)[1])
     assert not {m[1]["content"] for m in held} & pretraining_questions
 
 

@@ -14,17 +14,16 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 import numpy as np
 import pytest
-from conftest import PY, REPO, ctl, record, small_job, start_daemon, wait_for
-from worker_support import make_run
-from worker_support import small_job as worker_job
+from mlx.utils import tree_flatten
 
+from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
 from farensed import logs
 from farensed.blas import worker_env
 from farensed.paths import Home
 from farensed.worker.run import Run
+from worker_support import make_run
 
 LAUNCH = str(Path(sys.executable).parent / "mlx.launch")
 STEPS = 40
@@ -53,9 +52,11 @@ def two_ranks(text: str, section: str = "processes = 2") -> str:
     return text + f"\n[distributed]\n{section}\nport = {free_port()}\n"
 
 
-# scoring after training is rank 0's alone (tests/test_scoring.py): these jobs train only
-JOB = small_job(name="farense", steps=STEPS, checkpoint_every=2).replace(
-    "keep_checkpoints = 2", "keep_checkpoints = 50") + "\n[evaluate]\nexamples = 0\n"
+# The job the tolerances below were measured with: the demo's rate and length, no evaluation mid-run;
+# no scoring after training either (rank 0's alone, tests/test_scoring.py): these jobs train only.
+JOB = small_job(STEPS, "farense", training={"learning_rate": 2e-3, "max_seq_length": 256},
+                cadence={"checkpoint_every": 2, "eval_every": 1000, "log_every": 1, "keep_checkpoints": 50},
+                evaluate={"examples": 0})
 
 
 def make_home(root: Path) -> Path:
@@ -103,7 +104,7 @@ def runs(tmp_path_factory):
 
 def test_the_first_step_of_two_ranks_sums_to_the_gradient_of_one_process(tmp_path):
     # Given the first step of a job (8 examples), computed by 2 ranks under mlx.launch ...
-    run = make_run(tmp_path, "r", worker_job(4))
+    run = make_run(tmp_path, "r", small_job(4))
     env = {**worker_env(), "OPENBLAS_NUM_THREADS": "1"}
     subprocess.run([LAUNCH, "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--", PY,
                     str(REPO / "tests" / "dist_first_step.py"), str(run), str(tmp_path / "two.safetensors"), "ring"],
@@ -129,7 +130,7 @@ def test_the_first_step_of_two_ranks_sums_to_the_gradient_of_one_process(tmp_pat
 
 def test_out_of_memory_on_one_rank_lowers_the_micro_batch_of_every_rank_at_the_same_step(tmp_path):
     # Given 2 ranks under mlx.launch, rank 1 hit by MLX's out-of-memory error as step 3 starts
-    run = make_run(tmp_path, "r", two_ranks(worker_job(4)))
+    run = make_run(tmp_path, "r", two_ranks(small_job(4)))
     env = {**worker_env(), "OPENBLAS_NUM_THREADS": "1", "FARENSED_FAULTS": "oom@3:1"}
     with open(run / "worker.log", "wb") as log:
         subprocess.run([LAUNCH, "-n", "2", "--backend", "ring", "--starting-port", str(free_port()), "--", PY, "-m",
@@ -153,7 +154,8 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
     # Then the job is done, and training_state.json names both ranks with their host and pid
     assert record(home, "farense")["state"] == "done"
     state = json.loads((two / "training_state.json").read_text())
-    assert [r["rank"] for r in state["ranks"]] == [0, 1] and {r["host"] for r in state["ranks"]} == {socket.gethostname()}
+    assert [r["rank"] for r in state["ranks"]] == [0, 1]
+    assert {r["host"] for r in state["ranks"]} == {socket.gethostname()}
     assert state["ranks"][0]["pid"] == state["worker_pid"] != state["ranks"][1]["pid"]
     # And both ranks trained (rank 1 logged through the launcher), rank 0 alone wrote outputs
     log = (two / "worker.log").read_text()
@@ -165,8 +167,8 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
     # test_worker_oom), so the bound is looser at step 40 than at step 8. lora_b starts at zero:
     # all of it is training, so its relative difference is the telling one.
     for step, bound in ((8, 1e-4), (STEPS, 2e-3)):
-        folder = lambda run: run if step == STEPS else run / f"checkpoint_epoch0_step{step}"  # noqa: E731
-        a1, a2 = adapters(folder(one)), adapters(folder(two))
+        name = None if step == STEPS else f"checkpoint_epoch0_step{step}"
+        a1, a2 = (adapters(run / name if name else run) for run in (one, two))
         diff, diff_b = rel_diff(a2, a1), rel_diff(a2, a1, [k for k in a1 if "lora_b" in k])
         print(f"adapters at step {step}, 2 ranks vs 1 process: relative difference {diff:.2e} (lora_b {diff_b:.2e})")
         assert diff_b <= bound
@@ -177,33 +179,30 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
             assert (r1[key] is None) == (r2[key] is None) and abs((r1[key] or 0) - (r2[key] or 0)) <= 1e-3
 
 
-def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and_end_bit_identical(home, runs):
+def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and_end_bit_identical(home, daemon, runs):
     # Given a daemon running the 2-rank job
     (home / "spool").mkdir()
     (home / "spool" / "farense.toml").write_text(two_ranks(JOB))
-    d = start_daemon()
-    try:
-        view = wait_for(lambda: _running_view(home, min_step=3), 120, what="2 ranks at step 3")
-        # Then status shows the ranks with host and pid
-        ranks = view["ranks"]
-        assert [r["rank"] for r in ranks] == [0, 1] and ranks[1]["host"] == socket.gethostname()
-        text = ctl("status", "farense").stdout
-        assert f"0: {ranks[0]['host']} pid {ranks[0]['pid']}, 1: {ranks[1]['host']} pid {ranks[1]['pid']}" in text
-        # When rank 1 is SIGKILLed mid-run
-        os.kill(ranks[1]["pid"], signal.SIGKILL)
-        # Then every rank is restarted from the last checkpoint (new pids)
-        again = wait_for(lambda: _running_view(home, min_step=view["step"] + 1, not_pids=ranks), 120, what="restart")
-        # And when the job is paused, every rank stops at one step, rank 0 having checkpointed it
-        ctl("pause", "farense")
-        wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 120, what="paused")
-        state = json.loads((home / "checkpoints" / "farense" / "training_state.json").read_text())
-        assert state["step"] < STEPS and state["checkpoint"].endswith(f"_step{state['step']}"), state
-        assert again["ranks"][1]["pid"] != ranks[1]["pid"]
-        ctl("resume", "farense")
-        wait_for(lambda: (record(home, "farense") or {}).get("state") == "done", 180, what="job done")
-    finally:
-        d.terminate()
-        d.wait(60)
+    d = daemon()
+    view = wait_for(lambda: _running_view(home, min_step=3), 120, what="2 ranks at step 3")
+    # Then status shows the ranks with host and pid
+    ranks = view["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and ranks[1]["host"] == socket.gethostname()
+    text = ctl("status", "farense").stdout
+    assert f"0: {ranks[0]['host']} pid {ranks[0]['pid']}, 1: {ranks[1]['host']} pid {ranks[1]['pid']}" in text
+    # When rank 1 is SIGKILLed mid-run
+    os.kill(ranks[1]["pid"], signal.SIGKILL)
+    # Then every rank is restarted from the last checkpoint (new pids)
+    again = wait_for(lambda: _running_view(home, min_step=view["step"] + 1, not_pids=ranks), 120, what="restart")
+    # And when the job is paused, every rank stops at one step, rank 0 having checkpointed it
+    ctl("pause", "farense")
+    wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 120, what="paused")
+    state = json.loads((home / "checkpoints" / "farense" / "training_state.json").read_text())
+    assert state["step"] < STEPS and state["checkpoint"].endswith(f"_step{state['step']}"), state
+    assert again["ranks"][1]["pid"] != ranks[1]["pid"]
+    ctl("resume", "farense")
+    wait_for(lambda: (record(home, "farense") or {}).get("state") == "done", 180, what="job done")
+    stop_daemon(d, timeout=60)
     # Then the daemon saw rank 1's death and the stop for what they were, and the adapters are bit-identical
     first, second, last = events(home, "worker_exited")
     assert first["outcome"] == "crash" and first["detail"] == "rank 1: terminated unexpectedly (SIGKILL)"
@@ -237,7 +236,8 @@ def test_a_host_that_is_gone_at_start_pauses_the_job_with_its_name_without_a_res
     # Then the job waits in paused, saying which host is gone, and no worker was started
     rec = record(home, "farense")
     assert rec["state"] == "paused" and rec["restarts"] == 0, rec
-    assert "host farensed-gone.invalid does not answer" in rec["reason"] and "farensectl resume farense" in rec["reason"]
+    assert "host farensed-gone.invalid does not answer" in rec["reason"]
+    assert "farensectl resume farense" in rec["reason"]
     assert events(home, "worker_started") == []
 
 

@@ -42,7 +42,8 @@ def test_the_distributed_section_takes_hosts_or_a_hostfile_and_says_what_is_wron
     assert _spec('hosts = ["10.0.0.1", "10.0.0.2"]\nprocesses = 2\n').distributed.ranks == 4
     assert _spec('hostfile = "hosts.json"\nbackend = "jaccl"\n').distributed.hostfile == "hosts.json"
     # Then each mistake is named, at the section's line
-    assert "job.toml:5: distributed: Value error, give hosts or hostfile, not both" in _problems('hosts = ["10.0.0.1"]\nhostfile = "h.json"\n')
+    both = _problems('hosts = ["10.0.0.1"]\nhostfile = "h.json"\n')
+    assert "job.toml:5: distributed: Value error, give hosts or hostfile, not both" in both
     assert "fewer than 2 processes" in _problems("processes = 1\n")
     assert "needs IP addresses" in _problems('hosts = ["mac-a.local", "mac-b.local"]\n')
     assert "jaccl backend needs a hostfile" in _problems('backend = "jaccl"\nprocesses = 2\n')
@@ -72,7 +73,8 @@ def test_a_step_is_split_among_ranks_once_each_with_balanced_tokens_and_determin
 
 
 def test_the_launcher_exit_is_read_from_the_rank_that_ended_the_job():
-    killed = "\x1b[33m[WARN] Node with rank 1 exited with code -9 \x1b[0m\n[WARN] Node with rank 0 exited with code 76\n"
+    killed = ("\x1b[33m[WARN] Node with rank 1 exited with code -9 \x1b[0m\n"
+              "[WARN] Node with rank 0 exited with code 76\n")
     echo_first = "[WARN] Node with rank 0 exited with code 76\n[WARN] Node with rank 1 exited with code 72\n"
     stopped = "[WARN] Node with rank 0 exited with code 75\n[WARN] Node with rank 1 was killed\n"
     # mlx.launch exits 0 whatever its ranks did: the first rank end that is not an echo decides
@@ -97,12 +99,12 @@ def test_the_ranks_are_started_by_mlx_launch_beside_this_python_with_the_worker_
     args = " ".join(cmd[4:])
     assert "--hosts 127.0.0.1 -n 2 --backend ring --starting-port 40000" in args and "--cwd /h" in args
     assert "--env LD_PRELOAD=/usr/lib/libblas.so.3 --env OPENBLAS_NUM_THREADS=1 --" in args and "PATH=" not in args
-    assert cmd[cmd.index("--") + 1:] == ["/venv/bin/python", "-m", "farensed.worker", "/h/checkpoints/j", "--home", "/h",
-                                         "--distributed", "ring"]
+    assert cmd[cmd.index("--") + 1:] == ["/venv/bin/python", "-m", "farensed.worker", "/h/checkpoints/j",
+                                         "--home", "/h", "--distributed", "ring"]
     assert launch.worker_command("/venv/bin/python", Path("/r"), Path("/h")) == [
         "/venv/bin/python", "-m", "farensed.worker", "/r", "--home", "/h"]
-    any_backend = launch.worker_command("py", Path("/r"), Path("/h"), _spec('backend = "any"\nhostfile = "x"\n').distributed,
-                                        Path("/h/x"))
+    dist = _spec('backend = "any"\nhostfile = "x"\n').distributed
+    any_backend = launch.worker_command("py", Path("/r"), Path("/h"), dist, Path("/h/x"))
     assert "--backend" not in any_backend and "--hostfile" in any_backend
     assert [launch.threads_per_rank(n, 2) for n in (1, 2, 4)] == [2, 1, 1]
     assert launch.threads_per_rank(2, 16) == 8
@@ -131,8 +133,9 @@ def test_doctor_says_exactly_what_differs_on_another_host():
     here = {"farensed": "0.1.0 (abc)", "mlx": "0.32.4", "blas": "OpenBLAS", "model": "1f2e (9 files, 4.1 MB)",
             "data": "77aa (2 files, 0.1 MB)", "platform": "Darwin arm64"}
     there = {**here, "mlx": "0.31.0", "data": "missing: /Users/me/farensed/data"}
-    assert compare(here, there, "mac-b") == ["mlx: 0.32.4 here, 0.31.0 on mac-b",
-                                             "data: 77aa (2 files, 0.1 MB) here, missing: /Users/me/farensed/data on mac-b"]
+    assert compare(here, there, "mac-b") == [
+        "mlx: 0.32.4 here, 0.31.0 on mac-b",
+        "data: 77aa (2 files, 0.1 MB) here, missing: /Users/me/farensed/data on mac-b"]
     assert host_check("mac-b", "1", here, there).level == "fail"
     assert host_check("mac-b", "1", here, dict(here)).level == "ok"
     gone = host_check("mac-c", "2,3", here, "ssh: Could not resolve hostname mac-c")

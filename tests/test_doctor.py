@@ -46,7 +46,7 @@ def test_a_spool_other_users_can_write_fails_with_the_fix(tmp_path):
     # When doctor runs, Then it fails, naming the folder and the chmod that fixes it
     proc = doctor(tmp_path)
     assert proc.returncode == 1
-    assert f"FAIL  spool    {spool} is writable by other users" in proc.stdout
+    assert f"FAIL  spool    {spool}: spool is writable by other users" in proc.stdout
     assert f"fix: chmod go-w {spool}" in proc.stdout
 
 
@@ -63,8 +63,8 @@ def test_doctor_job_compares_every_host_with_this_one_and_names_the_one_that_is_
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "farense-tiny").symlink_to(REPO_ROOT / "models" / "farense-tiny")
     (tmp_path / "data").symlink_to(REPO_ROOT / "data")
-    (tmp_path / "hosts.json").write_text(json.dumps({"hosts": [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]},
-                                                               {"ssh": "farensed-gone.invalid", "ips": ["127.0.0.1"]}]}))
+    hosts = [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": "farensed-gone.invalid", "ips": ["127.0.0.1"]}]
+    (tmp_path / "hosts.json").write_text(json.dumps({"hosts": hosts}))
     job = tmp_path / "job.toml"
     job.write_text('schema_version = 1\nname = "d"\nmodel = "models/farense-tiny"\ndata = "data"\n'
                    '[distributed]\nhostfile = "hosts.json"\n')

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ctl, small_job
 
+from conftest import ctl, small_job
 from farensed.atomic import atomic_write_json
 from farensed.daemon import records
 from farensed.formats import Downshift, LiveProgress, MemoryMode, MemoryModel, MetricsRow, ProbePoint, TrainingState
@@ -33,7 +33,8 @@ def _rows() -> list[MetricsRow]:
 def run(tmp_path) -> Path:
     run = tmp_path / "checkpoints" / "mem"
     run.mkdir(parents=True)
-    (run / "job.toml").write_text(small_job(name="mem", steps=60).replace("[cadence]", "[memory]\nbudget_gb = 12\n\n[cadence]"))
+    job = small_job(name="mem", steps=60).replace("[cadence]", "[memory]\nbudget_gb = 12\n\n[cadence]")
+    (run / "job.toml").write_text(job)
     (run / "metrics.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in _rows()))
     down = Downshift(step=12, from_micro_batch=4, to_micro_batch=2, grad_checkpoint=True, source="budget",
                      reason="peak memory 12.02 GB over the budget 12 GB at micro-batch 4 x 512 tokens", at=time.time(),

@@ -19,7 +19,8 @@ def _model(per_token=1.0 * MB, base=100 * MB, usable=1124 * MB, cap=4, floor=1, 
 
 
 def _plain(cap=4) -> MemoryModel:
-    return MemoryModel(key="k", rows_cap=cap, rows_floor=1, max_seq_length=512, modes=[MemoryMode(grad_checkpoint=False)])
+    return MemoryModel(key="k", rows_cap=cap, rows_floor=1, max_seq_length=512,
+                       modes=[MemoryMode(grad_checkpoint=False)])
 
 
 def test_without_a_budget_a_step_is_split_into_batch_size_micro_batches_as_before():
@@ -70,7 +71,8 @@ def test_the_fitted_line_lies_above_every_measured_peak():
 
 
 def test_the_time_fit_separates_per_micro_batch_and_per_token_cost():
-    pts = [ProbePoint(rows=1, width=100, peak_bytes=1, seconds=0.3), ProbePoint(rows=4, width=100, peak_bytes=1, seconds=0.6)]
+    pts = [ProbePoint(rows=1, width=100, peak_bytes=1, seconds=0.3),
+           ProbePoint(rows=4, width=100, peak_bytes=1, seconds=0.6)]
     t0, per_token = memplan.fit_time(pts)
     assert abs(t0 - 0.2) < 1e-9 and abs(per_token - 0.001) < 1e-12
 

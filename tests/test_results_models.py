@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ctl
-from worker_support import make_run, run_worker, small_job
 
+from conftest import ctl, small_job
 from farensed.exitcodes import EXIT_OK
 from farensed.paths import REPO_ROOT
+from worker_support import make_run, run_worker
 
 PROMPT = "Quando foi fundado o Sporting Clube Farense?"
 

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ctl, small_job
 
+from conftest import ctl, small_job
 from farensed.atomic import atomic_write_json
-from farensed.daemon import records
-from farensed.formats import (Answer, Downshift, LiveProgress, MetricsRow, TrainingState, TrainingSummary)
+from farensed.formats import Answer, Downshift, LiveProgress, MetricsRow, TrainingState, TrainingSummary
 from farensed.results.answers import answers_text
+from farensed.spool import records
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -156,8 +156,7 @@ def test_ask_with_a_missing_base_model_fails_in_one_line(tmp_path):
     # Given a run folder whose job names a model folder that does not exist, with adapters in place
     run = tmp_path / "r"
     (run / "adapters").mkdir(parents=True)
-    (run / "job.toml").write_text(small_job(name="r").replace('model = "models/farense-tiny"',
-                                                                f'model = "{tmp_path}/no-model"'))
+    (run / "job.toml").write_text(small_job(name="r", top={"model": f"{tmp_path}/no-model"}))
     (run / "adapters" / "adapters.safetensors").write_bytes(b"")
     (run / "adapters" / "adapter_config.json").write_text("{}")
     # When

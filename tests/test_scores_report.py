@@ -6,13 +6,22 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ctl
-from test_results_report import PNG_SIGNATURE, write_run
 
+from conftest import ctl
 from farensed.atomic import atomic_write_json
-from farensed.daemon import records
-from farensed.formats import (AnswerScores, LiveProgress, ScoredQuestion, ScoringPlan, TargetAnswer, TargetScore,
-                              TrainingState, TrainingSummary, read_model)
+from farensed.formats import (
+    AnswerScores,
+    LiveProgress,
+    ScoredQuestion,
+    ScoringPlan,
+    TargetAnswer,
+    TargetScore,
+    TrainingState,
+    TrainingSummary,
+    read_model,
+)
+from farensed.spool import records
+from test_results_report import PNG_SIGNATURE, write_run
 
 REF = "As cores do Farense são o preto e o branco."
 

@@ -11,12 +11,12 @@ import sys
 import time
 
 import pytest
-from conftest import ctl
-from worker_support import make_run, run_worker, small_job, start_worker
 
+from conftest import ctl, small_job
 from farensed.exitcodes import EXIT_OK, EXIT_STOPPED
 from farensed.formats import LiveProgress, ScoredQuestion, TrainingState, TrainingSummary, read_answers, read_model
 from farensed.paths import REPO_ROOT
+from worker_support import make_run, run_worker, start_worker
 
 SYSTEM = ("És um assistente que responde a perguntas sobre a história do Sporting Clube Farense em português"
           " europeu.")

@@ -7,10 +7,11 @@ import time
 import pytest
 import structlog
 
-from farensed.daemon import records
-from farensed.daemon.records import JobRecord, id_base, unique_id
-from farensed.daemon.spool import SpoolDirs, Stability, dropped_files, ignored
+from farensed.daemon.intake import Stability
 from farensed.daemon.transition import TransitionError, admit, transition
+from farensed.spool import records
+from farensed.spool.folders import SpoolDirs, dropped_files, ignored
+from farensed.spool.records import JobRecord, id_base, unique_id
 
 
 def test_ids_come_from_file_names_and_never_collide():

@@ -11,10 +11,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conftest import PY, REPO, ctl, record, small_job, start_daemon, wait_for
-
-from farensed.daemon.spool import ownership_problem
+from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
 from farensed.daemon.unattended import battery_action, notification_command, sleep_guard_wanted
+from farensed.spool.folders import ownership_problem
 
 RECORDER = '#!/bin/sh\necho "$(basename "$0") $*" >> "{log}"\n{tail}\n'
 
@@ -38,26 +37,19 @@ def _status_daemon(home: Path) -> dict:
         return {}
 
 
-def _stop(proc):
-    proc.terminate()
-    proc.wait(30)
-
-
-def test_caffeinate_covers_the_worker_and_the_end_is_notified_and_hooked(home, tmp_path):
+def test_caffeinate_covers_the_worker_and_the_end_is_notified_and_hooked(home, daemon, tmp_path):
     # Given a daemon with the sleep guard on, notifications through osascript and a hook
     calls, hook_out = tmp_path / "calls.log", tmp_path / "hook.txt"
     env = fake_commands(tmp_path, calls) | {"FARENSED_NOTIFY": "osascript"}
     hook = f'echo "$FARENSED_JOB_ID $FARENSED_JOB_STATE $FARENSED_OUTPUT_DIR $FARENSED_SUMMARY" > {hook_out}'
-    d = start_daemon("--sleep-guard", "on", "--hook", hook, env=env)
-    try:
-        # When a job is submitted and runs to the end
-        (home / "j.toml").write_text(small_job("night", steps=40))
-        ctl("submit", str(home / "j.toml"))
-        guard = wait_for(lambda: _status_daemon(home).get("sleep_guard"), 60, what="status shows the sleep guard")
-        wait_for(lambda: (record(home, "j") or {}).get("state") == "done", 90, what="job done")
-        wait_for(lambda: hook_out.exists() and "osascript" in calls.read_text(), 10, what="hook and notification")
-    finally:
-        _stop(d)
+    d = daemon("--sleep-guard", "on", "--hook", hook, env=env)
+    # When a job is submitted and runs to the end
+    (home / "j.toml").write_text(small_job(40, "night"))
+    ctl("submit", str(home / "j.toml"))
+    guard = wait_for(lambda: _status_daemon(home).get("sleep_guard"), 60, what="status shows the sleep guard")
+    wait_for(lambda: (record(home, "j") or {}).get("state") == "done", 90, what="job done")
+    wait_for(lambda: hook_out.exists() and "osascript" in calls.read_text(), 10, what="hook and notification")
+    stop_daemon(d)
     # Then caffeinate watched exactly the worker's pid (the daemon log names it), and the
     # notification and the hook named the job
     lines = calls.read_text().splitlines()
@@ -66,26 +58,24 @@ def test_caffeinate_covers_the_worker_and_the_end_is_notified_and_hooked(home, t
     [worker] = [e["pid"] for e in log if e["event"] == "worker_started"]
     assert caff == [f"caffeinate -i -w {worker}"] and guard == f"caffeinate -i -w {worker}"
     note = [ln for ln in lines if ln.startswith("osascript ")][0]
-    assert note.startswith('osascript -e display notification "trained; results in') and 'with title "farensed: j done"' in note
+    assert note.startswith('osascript -e display notification "trained; results in')
+    assert 'with title "farensed: j done"' in note
     out = home / "checkpoints" / "j"
     assert hook_out.read_text().split() == ["j", "done", str(out), str(out / "training_summary.json")]
 
 
-def test_a_full_disk_pauses_the_job_with_a_reason_and_resume_finishes_it(home):
+def test_a_full_disk_pauses_the_job_with_a_reason_and_resume_finishes_it(home, daemon):
     # Given a daemon whose worker finds no free disk before its step-4 checkpoint
-    d = start_daemon(env={"FARENSED_FAULTS": "disk_full@4"})
-    try:
-        (home / "full.toml").write_text(small_job("full", steps=8, checkpoint_every=4))
-        ctl("submit", str(home / "full.toml"))
-        # When it reaches the checkpoint, Then the job is paused, saying why, and nothing half-written
-        rec = wait_for(lambda: (r := record(home, "full")) and r["state"] == "paused" and r, 90, what="paused")
-        assert "no disk space" in rec["reason"] and "MiB free" in rec["reason"] and rec["paused_by"] == "disk"
-        assert not list((home / "checkpoints" / "full").glob("*checkpoint_epoch0_step4*"))
-        # And once space is back, resume runs it to the end
-        ctl("resume", "full")
-        wait_for(lambda: (record(home, "full") or {}).get("state") == "done", 90, what="done after resume")
-    finally:
-        _stop(d)
+    daemon(env={"FARENSED_FAULTS": "disk_full@4"})
+    (home / "full.toml").write_text(small_job(8, "full", cadence={"checkpoint_every": 4}))
+    ctl("submit", str(home / "full.toml"))
+    # When it reaches the checkpoint, Then the job is paused, saying why, and nothing half-written
+    rec = wait_for(lambda: (r := record(home, "full")) and r["state"] == "paused" and r, 90, what="paused")
+    assert "no disk space" in rec["reason"] and "MiB free" in rec["reason"] and rec["paused_by"] == "disk"
+    assert not list((home / "checkpoints" / "full").glob("*checkpoint_epoch0_step4*"))
+    # And once space is back, resume runs it to the end
+    ctl("resume", "full")
+    wait_for(lambda: (record(home, "full") or {}).get("state") == "done", 90, what="done after resume")
 
 
 def test_the_daemon_refuses_a_spool_other_users_can_write(home):
@@ -101,7 +91,7 @@ def test_the_daemon_refuses_a_spool_other_users_can_write(home):
 
 def test_a_symlinked_job_file_is_rejected_unread_with_a_reason(home, tmp_path):
     target = tmp_path / "elsewhere.toml"
-    target.write_text(small_job("link", steps=2))
+    target.write_text(small_job(2, "link"))
     (home / "spool").mkdir()
     (home / "spool" / "link.toml").symlink_to(target)
     cp = subprocess.run([PY, "-m", "farensed.cli.daemon_main", "run", "--once"], cwd=REPO, capture_output=True,
@@ -109,7 +99,7 @@ def test_a_symlinked_job_file_is_rejected_unread_with_a_reason(home, tmp_path):
     assert cp.returncode == 0, cp.stderr
     assert record(home, "link")["state"] == "rejected"
     assert "is a symbolic link" in (home / "spool" / "rejected" / "link.toml.error.txt").read_text()
-    assert (home / "spool" / "rejected" / "link.toml").is_symlink() and target.read_text() == small_job("link", 2)
+    assert (home / "spool" / "rejected" / "link.toml").is_symlink() and target.read_text() == small_job(2, "link")
 
 
 def test_a_job_file_of_another_user_is_refused():

@@ -3,9 +3,9 @@ compile it pays is measured in the README, not here: it takes 20-40 s)."""
 
 from __future__ import annotations
 
+from farensed.demo_model import warmup
 from farensed.jobfile import parse_job
 from farensed.paths import REPO_ROOT, Home
-from farensed.worker import warmup
 
 
 def test_the_warm_up_job_is_the_demo_job_cut_short():

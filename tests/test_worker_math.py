@@ -6,7 +6,6 @@ import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
-from worker_support import make_run, small_job
 
 from farensed import logs
 from farensed.paths import Home
@@ -14,6 +13,7 @@ from farensed.worker import batching
 from farensed.worker.grad_checkpoint import is_grad_checkpointed, set_grad_checkpoint
 from farensed.worker.run import Run
 from farensed.worker.step import StepFunctions
+from worker_support import make_run, small_job
 
 
 @pytest.fixture(scope="module")

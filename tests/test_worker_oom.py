@@ -18,12 +18,12 @@ import math
 import signal
 
 import pytest
-from worker_support import make_run, run_worker, same_bits, small_job
 
 from farensed import memplan
 from farensed.exitcodes import EXIT_BAD_JOB, EXIT_DIVERGED, EXIT_OK
 from farensed.formats import MemoryModel, TrainingState, TrainingSummary, read_metrics_jsonl, read_model
 from farensed.jobfile import load_job
+from worker_support import make_run, run_worker, same_bits, small_job
 
 STEPS = 10
 GB = 1024**3
@@ -54,7 +54,10 @@ def _splits(rows) -> list[list[int]]:
     for r in rows:
         for part in (r.splits or "").split():
             label, count = part.rsplit(":", 1)
-            rows_ = [int(label.split("x")[0])] * int(label.split("x")[1]) if "x" in label else [int(x) for x in label.split("+")]
+            if "x" in label:
+                rows_ = [int(label.split("x")[0])] * int(label.split("x")[1])
+            else:
+                rows_ = [int(x) for x in label.split("+")]
             out += [rows_] * int(count)
     return out
 

@@ -7,11 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from worker_support import make_run, run_worker, small_job
 
+from conftest import small_job
 from farensed.exitcodes import EXIT_BAD_JOB, EXIT_OK
 from farensed.formats import TrainingState, TrainingSummary, read_model
 from farensed.paths import REPO_ROOT
+from worker_support import make_run, run_worker
 
 TINY = REPO_ROOT / "models" / "farense-tiny"
 TINY_4BIT = REPO_ROOT / "models" / "farense-tiny-4bit"
@@ -124,6 +125,6 @@ def test_checkpoints_are_also_written_by_the_clock(tmp_path):
                                                             "checkpoint_every_minutes": 0.003}))
     # When it trains, Then checkpoints appear between the start and the final one
     assert run_worker(run) == EXIT_OK
-    saved = [json.loads(l)["step"] for l in (run / "worker.log").read_text().splitlines()
-             if '"event": "checkpoint_saved"' in l]
+    saved = [json.loads(line)["step"] for line in (run / "worker.log").read_text().splitlines()
+             if '"event": "checkpoint_saved"' in line]
     assert len(saved) >= 2 and saved[-1] == 60 and all(0 < s < 60 for s in saved[:-1])

@@ -8,11 +8,12 @@ import signal
 import time
 
 import pytest
-from worker_support import make_run, run_worker, same_bits, small_job, start_worker
 
+from conftest import small_job
 from farensed.exitcodes import EXIT_BAD_JOB, EXIT_OK, EXIT_STOPPED
 from farensed.formats import TrainingState, read_metrics_jsonl, read_model
 from farensed.paths import REPO_ROOT
+from worker_support import make_run, run_worker, same_bits, start_worker
 
 STEPS = 16
 
@@ -43,7 +44,7 @@ def test_sigkill_at_random_moments_then_restart_gives_bit_identical_adapters(ref
     assert run_worker(run, faults="kill_in_checkpoint@8") == -signal.SIGKILL
     assert list(run.glob(".tmp-checkpoint_epoch0_step8.*"))  # the half-written one is left behind
     rng = random.Random(7)
-    for attempt in range(3):
+    for _ in range(3):
         p = start_worker(run)
         assert _wait_for(run / "progress.json")
         time.sleep(rng.uniform(0.3, 1.5))
@@ -93,7 +94,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_the_one_before(reference, tm
     # When the worker starts again
     assert run_worker(run) == EXIT_OK
     # Then it resumed from step 4 (the log says so) and still ends bit-identical
-    resumed = [json.loads(l) for l in (run / "worker.log").read_text().splitlines() if '"resumed"' in l]
+    resumed = [json.loads(line) for line in (run / "worker.log").read_text().splitlines() if '"resumed"' in line]
     assert resumed[-1]["checkpoint"] == "checkpoint_epoch0_step4"
     assert same_bits(run / "adapters.safetensors", reference / "adapters.safetensors")
 

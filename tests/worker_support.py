@@ -8,36 +8,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from conftest import small_job  # noqa: F401 - the one small job; test_worker_math/_oom import it from here
 from farensed.blas import worker_env
-from farensed.paths import REPO_ROOT
-
-
-
-def small_job(steps: int = 12, **sections: dict) -> str:
-    """The demo job with absolute paths, `steps` steps and small cadences, overridable per section."""
-    base = {
-        "training": {"max_steps": steps, "warmup_steps": 2, "learning_rate": 5e-3},
-        "cadence": {"checkpoint_every": 4, "eval_every": 4, "log_every": 2, "keep_checkpoints": 10},
-        "generate": {"prompts": [], "max_tokens": 8},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    top = {k: v for k, v in base.pop("top", {}).items()}
-    lines = ['schema_version = 1', f'name = "{top.get("name", "test")}"',
-             f'model = "{top.get("model", REPO_ROOT / "models" / "farense-tiny")}"',
-             f'data = "{top.get("data", REPO_ROOT / "data")}"', f'mask_prompt = {str(top.get("mask_prompt", True)).lower()}']
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return f'"{v}"' if isinstance(v, str) else repr(v)
 
 
 def make_run(tmp: Path, name: str, job_text: str) -> Path:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from .. import __version__
-from ..daemon import records
-from ..daemon.lock import holder_pid
-from ..daemon.spool import SpoolDirs
 from ..errors import FarensedError
 from ..paths import Home
-from ..status import DaemonInfo, Status, build, is_fresh, read
+from ..spool import records
+from ..spool.folders import SpoolDirs
+from ..status import DaemonInfo, Status, build, daemon_state
 
 
 def dirs(home: Home) -> SpoolDirs:
@@ -25,11 +24,9 @@ def job(home: Home, job_id: str) -> records.JobRecord:
 
 def current_status(home: Home) -> Status:
     """status.json when the daemon is alive; else the same view rebuilt read-only from the records."""
-    st = read(home.status_file)
-    alive = holder_pid(home.lock_file) is not None
-    if st is not None and alive and is_fresh(st):
+    st, state = daemon_state(home)
+    if state == "up":
         return st
-    state = "stale" if alive else "not_running"
     info = DaemonInfo(pid=st.daemon.pid if st else None, version=st.daemon.version if st else __version__,
                       started_at=st.daemon.started_at if st else None,
                       heartbeat=st.daemon.heartbeat if st else None, state=state)

@@ -15,7 +15,8 @@ from .common import clean_errors, get_home, home_option
 
 @click.command()
 @click.argument("jobs", nargs=-1, required=True)
-@click.option("--prompt", "prompts", multiple=True, help="Ask every model this (repeatable); default the jobs' prompts.")
+@click.option("--prompt", "prompts", multiple=True,
+              help="Ask every model this (repeatable); default the jobs' prompts.")
 @click.option("--no-answers", is_flag=True, help="Only figures and settings (no model is loaded).")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--temp", type=click.FloatRange(min=0), default=0.0, show_default=True)

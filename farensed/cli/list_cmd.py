@@ -7,13 +7,14 @@ import time
 
 import click
 
-from ..daemon import records
+from ..spool import records
 from . import client
 from .common import clean_errors, get_home, home_option
 
 
 @click.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="A JSON array of {id, state, priority, submitted_at, output_dir}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON array of {id, state, priority, submitted_at, output_dir}.")
 @home_option
 @clean_errors
 def list_jobs(as_json, home):

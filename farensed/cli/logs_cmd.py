@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..daemon.records import FINISHED
-from ..formats import WORKER_LOG
 from ..errors import FarensedError
+from ..formats import WORKER_LOG
+from ..spool.records import FINISHED
 from . import client
 from .common import clean_errors, get_home, home_option
 

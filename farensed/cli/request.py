@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..daemon.requests import RULES, write_request
 from ..errors import FarensedError
+from ..spool.requests import RULES, write_request
 from . import client
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import status_file
-from ..daemon.lock import holder_pid
+from ..spool.lock import daemon_alive
 from .common import clean_errors, get_home, home_option
 from .table import job_detail, jobs_table
 
@@ -18,7 +18,7 @@ from .table import job_detail, jobs_table
 def status(job_id, as_json, home):
     """Where the daemon and the jobs stand."""
     h = get_home(home)
-    fast = None if job_id else status_file.read_fresh(h.status_file, holder_pid(h.lock_file) is not None)
+    fast = None if job_id else status_file.read_fresh(h.status_file, daemon_alive(h))
     if fast is not None:  # the daemon is up: its status.json as written, no models to build
         text, st = fast
         click.echo(text.rstrip("\n") if as_json else overview(st))

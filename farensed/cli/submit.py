@@ -7,19 +7,17 @@ from pathlib import Path
 import click
 
 from ..atomic import atomic_write_bytes
-from ..daemon.records import id_base, unique_id
-from ..daemon.spool import dropped_files
 from ..errors import FarensedError
+from ..spool.folders import dropped_files
+from ..spool.records import id_base, taken_ids, unique_id
 from . import client
 from .common import clean_errors, get_home, home_option
 
 
 def predicted_id(home, name: str) -> str:
     """The id the daemon will give: the stem, made unique against jobs, outputs and pending drops."""
-    taken = {p.stem for p in client.dirs(home).jobs.glob("*.json")} | {p.stem for p in dropped_files(home.spool)}
-    if home.checkpoints.is_dir():
-        taken |= {p.name for p in home.checkpoints.iterdir()}
-    return unique_id(id_base(name), taken)
+    records = (p.stem for p in client.dirs(home).jobs.glob("*.json"))
+    return unique_id(id_base(name), taken_ids(records, home.checkpoints, dropped_files(home.spool)))
 
 
 @click.command()

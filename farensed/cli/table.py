@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-
 from typing import TYPE_CHECKING
+
+from ..textfmt import fmt_num, fmt_secs
 
 if TYPE_CHECKING:
     from ..status import JobView
@@ -12,24 +13,13 @@ if TYPE_CHECKING:
 COLUMNS = ("id", "state", "step", "loss", "val", "tok/s", "mb x acc", "restarts", "eta", "note")
 
 
-def _num(x, fmt="{:.3f}") -> str:
-    return "-" if x is None else fmt.format(x)
-
-
-def _eta(s: float | None) -> str:
-    if s is None:
-        return "-"
-    m, s = divmod(int(s), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def row(v: JobView) -> tuple[str, ...]:
     step = f"{v.step}/{v.total_steps}" if v.total_steps else str(v.step or "-")
     mb = f"{v.micro_batch}x{v.grad_accumulation}" if v.micro_batch else "-"
     note = v.reason or (v.output_dir if v.state == "done" else "") or ""
-    return (v.id, v.state, step, _num(v.train_loss), _num(v.val_loss), _num(v.tokens_per_sec, "{:.0f}"), mb,
-            str(v.restarts), _eta(v.eta_seconds), note[:70])
+    loss, val = fmt_num(v.train_loss, "{:.3f}"), fmt_num(v.val_loss, "{:.3f}")
+    return (v.id, v.state, step, loss, val, fmt_num(v.tokens_per_sec, "{:.0f}"), mb, str(v.restarts),
+            fmt_secs(v.eta_seconds, short=True), note[:70])
 
 
 def jobs_table(views: list[JobView]) -> str:

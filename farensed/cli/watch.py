@@ -12,7 +12,8 @@ from .common import clean_errors, get_home, home_option
 
 @click.command()
 @click.argument("job", required=False)
-@click.option("--refresh", type=click.FloatRange(min=0.2), default=2.0, show_default=True, help="Seconds between frames.")
+@click.option("--refresh", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              help="Seconds between frames.")
 @click.option("--once", is_flag=True, help="Print one frame and exit (scripts, tests).")
 @home_option
 @clean_errors

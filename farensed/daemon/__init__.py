@@ -1,1 +1,1 @@
-"""The farensed daemon: spool queue, supervisor, control requests and status.json. No mlx here."""
+"""The farensed daemon: spool intake, the worker process, control requests and status.json. No mlx here."""

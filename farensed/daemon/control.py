@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from . import requests
-from .requests import RULES
-from .supervisor import ask_stop
+from ..spool import requests
+from ..spool.requests import RULES
+from .worker_process import ask_stop
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 
-def apply_requests(d) -> None:
+def apply_requests(d: Daemon) -> None:
     for path in requests.pending(d.dirs.requests):
         req = requests.read(path, d.log)
         if req is not None:
@@ -17,7 +21,7 @@ def apply_requests(d) -> None:
         requests.done(path)
 
 
-def apply(d, req: requests.Request) -> None:
+def apply(d: Daemon, req: requests.Request) -> None:
     rec = d.records.get(req.job)
     if rec is None:
         d.log.warning("request_ignored", verb=req.verb, job_id=req.job, why="unknown job")
@@ -36,8 +40,8 @@ def apply(d, req: requests.Request) -> None:
         d.move(rec, target, f"{req.verb} requested")
 
 
-def stop_running(d, rec, verb: str) -> None:
-    """A running job stops at a checkpoint; then the supervisor moves it to cancelled or paused."""
+def stop_running(d: Daemon, rec, verb: str) -> None:
+    """A running job stops at a checkpoint; then reap_worker moves it to cancelled or paused."""
     w = d.worker
     if w is not None and w.job_id == rec.id:
         d.save(rec, stop_for=verb)

@@ -12,6 +12,10 @@ import errno
 import time
 import traceback
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 REPEAT_LOG_SECONDS = 60.0  # the same failure, every tick, is logged once a minute
 
@@ -34,7 +38,7 @@ class Guard:
 
 
 @contextmanager
-def phase(d, name: str, **fields):
+def phase(d: Daemon, name: str, **fields):
     """Run one phase of the loop; whatever escapes it is logged and the loop goes on."""
     try:
         yield
@@ -43,7 +47,7 @@ def phase(d, name: str, **fields):
 
 
 @contextmanager
-def for_job(d, job_id: str, phase_name: str, action: str):
+def for_job(d: Daemon, job_id: str, phase_name: str, action: str):
     """Work on one job: an error fails that job with `action: error` as its reason."""
     try:
         yield

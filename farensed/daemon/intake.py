@@ -4,16 +4,54 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import FarensedError, JobFileError
 from ..jobfile import load_job
+from ..spool.folders import dropped_files, move, ownership_problem, reject
+from ..spool.records import JobRecord, id_base, taken_ids, unique_id
 from ..validate import check_job, output_dir
-from .records import JobRecord, id_base, unique_id
-from .spool import age_seconds, dropped_files, move, ownership_problem, reject
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 
-def scan_spool(d) -> None:
+@dataclass
+class Stability:
+    """A file is stable once its size and mtime are unchanged across two scans some time apart."""
+
+    min_interval: float = 0.2
+    seen: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+
+    def check(self, path: Path, now: float) -> bool:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self.seen.pop(path.name, None)
+            return False
+        sig = (st.st_size, st.st_mtime_ns)
+        prev = self.seen.get(path.name)
+        if prev is None or prev[:2] != sig:
+            self.seen[path.name] = (*sig, now)
+            return False
+        return now - prev[2] >= self.min_interval
+
+    def forget(self, name: str) -> None:
+        self.seen.pop(name, None)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.seen)
+
+
+def age_seconds(path: Path) -> float:
+    """Seconds since the file was last modified."""
+    return time.time() - path.stat().st_mtime
+
+
+def scan_spool(d: Daemon) -> None:
     """Look at every dropped *.toml; judge the ones whose size and mtime have settled."""
     now = time.monotonic()
     for path in dropped_files(d.dirs.root):
@@ -34,22 +72,13 @@ def _parses(path: Path) -> bool:
         return False
 
 
-def taken_ids(d) -> set[str]:
-    """Ids in use: every record, and every folder already under the checkpoints root."""
-    used = set(d.records)
-    root = d.home.checkpoints
-    if root.is_dir():
-        used |= {p.name for p in root.iterdir()}
-    return used
-
-
-def judge(d, path: Path) -> None:
+def judge(d: Daemon, path: Path) -> None:
     """A stable file: wait while it does not parse (still being written?), else queue or reject it.
     Symlinks and files of other users are rejected unread."""
     refused = ownership_problem(path, os.lstat(path), os.getuid())
     if refused is None and not _parses(path) and age_seconds(path) < d.cfg.settle_seconds:
         return
-    job_id = unique_id(id_base(path.name), taken_ids(d))
+    job_id = unique_id(id_base(path.name), taken_ids(d.records, d.home.checkpoints))
     spec, problems = (None, [refused]) if refused else _check(d, path, job_id)
     out = str(output_dir(spec, job_id, d.home)) if spec else None
     owner = next((r.id for r in d.records.values() if out and r.output_dir == out), None)
@@ -69,11 +98,11 @@ def judge(d, path: Path) -> None:
     d.admit(rec)
 
 
-def _check(d, path: Path, job_id: str):
+def _check(d: Daemon, path: Path, job_id: str):
     rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
                     measure_tokens=False)
     return rep.spec, [str(p) for p in rep.problems]
 
 
-def _next_seq(d) -> int:
+def _next_seq(d: Daemon) -> int:
     return max((r.seq for r in d.records.values()), default=0) + 1

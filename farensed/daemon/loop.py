@@ -17,21 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__, blas, metal
-from ..formats import SUMMARY
 from ..atomic import atomic_write_json
+from ..formats import SUMMARY
 from ..paths import Home
+from ..spool import records
+from ..spool.folders import SpoolDirs, check_spool_permissions
+from ..spool.lock import InstanceLock
 from ..status import DaemonInfo, build
-from . import records, unattended, watch
+from . import spool_events, unattended
 from .control import apply_requests
 from .guard import Guard, phase
-from .intake import scan_spool
-from .lock import InstanceLock
+from .intake import Stability, scan_spool
 from .power import check_power
+from .reap import reap_worker, stop_worker
 from .recovery import recover
-from .spool import SpoolDirs, Stability, check_spool_permissions
-from .supervise import reap_worker, start_next, stop_worker
-from .supervisor import kill
+from .start import start_next
 from .transition import admit, transition
+from .worker_process import Worker, kill
 
 PHASES = (("apply_requests", apply_requests), ("check_power", check_power), ("scan_spool", scan_spool),
           ("start_next", start_next))
@@ -59,7 +61,7 @@ class Daemon:
         self.dirs = SpoolDirs(home.spool)
         self.records: dict[str, records.JobRecord] = {}
         self.stability = Stability()
-        self.worker = None
+        self.worker: Worker | None = None
         self.stopping = False
         self.signals = 0
         self.dirty = True
@@ -77,7 +79,7 @@ class Daemon:
         self.dirty = True
         return rec
 
-    def move(self, rec, new: str, reason: str | None, **changes) -> records.JobRecord:
+    def move(self, rec: records.JobRecord, new: str, reason: str | None, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = transition(self.dirs, rec, new, self.log, reason, **changes)
         self.dirty = True
         if new in ("done", "failed", "cancelled"):
@@ -104,7 +106,7 @@ class Daemon:
             self.records[job_id] = rec.model_copy(update={"state": to, "reason": reason, **reset})
             self.dirty = True
 
-    def save(self, rec, **changes) -> records.JobRecord:
+    def save(self, rec: records.JobRecord, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = rec.model_copy(update=changes)
         records.save(self.dirs.jobs, rec)
         self.dirty = True
@@ -121,7 +123,7 @@ class Daemon:
             self.log.info("daemon_started", pid=os.getpid(), home=str(self.home.root), version=__version__)
             with phase(self, "recover"):
                 recover(self)
-            observer = watch.start([self.dirs.root, self.dirs.requests], self.wake)
+            observer = spool_events.start([self.dirs.root, self.dirs.requests], self.wake)
             self._install_signals()
             self._loop()
         finally:

@@ -4,12 +4,16 @@ goes on battery, and battery-paused jobs go back to the queue on AC power."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from .supervisor import ask_stop
 from .unattended import battery_action, on_battery
+from .worker_process import ask_stop
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 
-def check_power(d) -> None:
+def check_power(d: Daemon) -> None:
     if not d.cfg.pause_on_battery:
         return
     battery = on_battery()

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..spool import records
+from ..spool.records import FINISHED, STATES, JobRecord
 from ..validate import check_job, output_dir
-from . import records
 from .guard import for_job
-from .records import FINISHED, STATES, JobRecord
-from .supervise import count_restart
-from .supervisor import same_process, stop_orphan
+from .reap import count_restart
 from .transition import place_file
+from .worker_process import same_process, stop_orphan
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 
-def recover(d) -> None:
+def recover(d: Daemon) -> None:
     d.records, unreadable = records.scan(d.dirs.jobs)
     lost = {}
     for path, error in unreadable.items():
@@ -38,7 +42,7 @@ def recover(d) -> None:
             resume_running(d, rec)
 
 
-def adopt_unrecorded(d, lost: dict[str, str]) -> None:
+def adopt_unrecorded(d: Daemon, lost: dict[str, str]) -> None:
     """Job files without a readable record: one claimed into queued/ just before a crash is queued
     again; a job that was further along fails with the reason (retry resumes it from its run folder)."""
     for state in STATES:
@@ -50,7 +54,7 @@ def adopt_unrecorded(d, lost: dict[str, str]) -> None:
                 adopt(d, path, state, why)
 
 
-def adopt(d, path: Path, state: str, why: str) -> None:
+def adopt(d: Daemon, path: Path, state: str, why: str) -> None:
     now = time.time()
     seq = max((r.seq for r in d.records.values()), default=0) + 1
     rep = check_job(path, d.home, check_paths=False, job_id=path.stem, measure_tokens=False)
@@ -74,7 +78,7 @@ def adopt(d, path: Path, state: str, why: str) -> None:
     d.log.warning("job_recovered_without_record", job_id=rec.id, file=str(path), state=new, reason=reason)
 
 
-def resume_running(d, rec: JobRecord) -> None:
+def resume_running(d: Daemon, rec: JobRecord) -> None:
     """The daemon died (or stopped) with this job running: stop any orphan, then resume it."""
     orphan = same_process(rec.worker_pid, rec.worker_started)
     if orphan is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from ..errors import FarensedError
-from . import records
-from .records import JobRecord
-from .spool import SpoolDirs, find_job_file, move
+from ..spool import records
+from ..spool.folders import SpoolDirs, find_job_file, move
+from ..spool.records import JobRecord
 
 ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset({"queued", "rejected"}),

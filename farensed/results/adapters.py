@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import FarensedError
+from ..model_source import local_or_hub
 from ..paths import Home
 from .rundata import RunData
 
@@ -39,8 +40,7 @@ def base_model(data: RunData, home: Home) -> str:
             return model
     if data.spec is None:
         raise FarensedError(f"{data.run_dir / 'job.toml'}: missing or invalid, cannot tell the base model")
-    local = home.resolve(data.spec.model)
-    return str(local) if local.exists() else data.spec.model
+    return local_or_hub(data.spec.model, home)
 
 
 def _need(folder: Path, what: str) -> Path:

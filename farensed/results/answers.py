@@ -7,13 +7,14 @@ import textwrap
 from pathlib import Path
 
 from ..formats import SUMMARY, TARGETS, ScoredQuestion, TrainingSummary
+from ..reading import read_or_none
 from .answer_scores import answer_cell, means_lines, run_scores
-from .rundata import RunData, load_run, maybe
+from .rundata import RunData, load_run
 
 
 def answers_text(run_dir: Path | str, width: int = 100) -> str:
     """Prompt and answer pairs, indented; "" when the run has no summary or no prompts."""
-    summary = maybe(Path(run_dir) / SUMMARY, TrainingSummary)
+    summary = read_or_none(Path(run_dir) / SUMMARY, TrainingSummary)
     if summary is None or not summary.answers:
         return ""
     lines = ["answers (best adapters):"]

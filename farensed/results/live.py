@@ -9,14 +9,12 @@ import time
 from dataclasses import dataclass
 
 from .. import memplan
-from ..daemon.lock import holder_pid
-from ..daemon.records import FINISHED
 from ..paths import Home
-from ..status import is_fresh
-from ..status import read as read_status
+from ..spool.records import FINISHED
+from ..status import daemon_state
+from ..textfmt import fmt_num, fmt_secs
 from .locate import RunRef, find_record
 from .rundata import RunData, load_run
-from .summary_table import fmt_num, fmt_secs
 
 ENDED_STATUS = frozenset({"done", "failed"})
 
@@ -38,10 +36,10 @@ class Frame:
 
 def daemon_down_note(home: Home, now: float | None = None) -> str | None:
     """None while the daemon holds its lock with a fresh heartbeat (the rule `status` uses); else why not."""
-    st = read_status(home.status_file)
-    if holder_pid(home.lock_file) is None:
+    st, state = daemon_state(home, now)
+    if state == "not_running":
         return "farensed is not running (showing the run folder as the worker left it)"
-    if st is None or not is_fresh(st, now):
+    if state == "stale":
         beat = f"{(now or time.time()) - st.daemon.heartbeat:.0f}s old" if st and st.daemon.heartbeat else "missing"
         return f"farensed holds the lock but its heartbeat is {beat} (stuck?)"
     return None

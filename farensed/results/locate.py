@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..daemon import records
-from ..daemon.spool import SpoolDirs
-from ..errors import FarensedError, StateError
+from ..errors import FarensedError
 from ..formats import JOB_FILE
 from ..paths import Home
+from ..reading import read_or_none
+from ..spool import records
+from ..spool.folders import SpoolDirs
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,7 @@ class RunRef:
 
 def find_record(home: Home, job_id: str) -> records.JobRecord | None:
     """The spool record of `job_id`, or None when there is none (or it is unreadable)."""
-    jobs = SpoolDirs(home.spool).jobs
-    if not records.record_path(jobs, job_id).exists():
-        return None
-    try:
-        return records.load(jobs, job_id)
-    except StateError:
-        return None
+    return read_or_none(records.record_path(SpoolDirs(home.spool).jobs, job_id), records.JobRecord)
 
 
 def locate(home: Home, job: str) -> RunRef:

@@ -22,14 +22,15 @@ def _cell(text: str) -> str:
 
 
 def markdown(data: RunData) -> str:
-    lines = [f"# {data.name}", "", f"Run folder: `{data.run_dir}`  ", f"Report written {time.strftime('%Y-%m-%d %H:%M')}",
-             "", "| | |", "|---|---|"]
+    lines = [f"# {data.name}", "", f"Run folder: `{data.run_dir}`  ",
+             f"Report written {time.strftime('%Y-%m-%d %H:%M')}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {_cell(v)} |" for k, v in rows(data)]
     lines += ["", "## Events", ""]
     for kind, steps in event_steps(data).items():
         lines.append(f"- {kind}: {', '.join(map(str, steps)) if steps else 'none'}")
     for d in (data.state.downshifts if data.state else []):
-        lines.append(f"  - step {d.step}: micro-batch {d.from_micro_batch} -> {d.to_micro_batch} ({d.source}: {d.reason})")
+        lines.append(f"  - step {d.step}: micro-batch {d.from_micro_batch} -> {d.to_micro_batch}"
+                     f" ({d.source}: {d.reason})")
     lines += memory_section(data)
     lines += ["", "## Plots", ""]
     lines += [f"![{name[:-4]}]({PLOTS_DIR}/{name})" for name in FILES]

@@ -6,13 +6,28 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FarensedError, StateError
-from ..formats import (ANSWERS, CHECKPOINT_NAME, JOB_FILE, METRICS_JSON, METRICS_JSONL, PROGRESS, SUMMARY,
-                       TRAINING_STATE, WORKER_LOG, LiveProgress, MetricsRow, ScoredQuestion, TrainingState,
-                       TrainingSummary, read_answers, read_metrics_jsonl, read_model)
+from ..errors import FarensedError
+from ..formats import (
+    ANSWERS,
+    CHECKPOINT_NAME,
+    JOB_FILE,
+    METRICS_JSON,
+    METRICS_JSONL,
+    PROGRESS,
+    SUMMARY,
+    TRAINING_STATE,
+    WORKER_LOG,
+    LiveProgress,
+    MetricsRow,
+    ScoredQuestion,
+    TrainingState,
+    TrainingSummary,
+    read_answers,
+    read_metrics_jsonl,
+)
 from ..jobfile import load_job
 from ..jobspec import JobSpec
-
+from ..reading import read_or_none
 
 
 @dataclass
@@ -43,13 +58,6 @@ class RunData:
 
     def downshift_steps(self) -> list[int]:
         return [d.step for d in (self.state.downshifts if self.state else [])]
-
-
-def maybe(path: Path, model):
-    try:
-        return read_model(path, model)
-    except StateError:
-        return None
 
 
 def read_metrics(run_dir: Path) -> list[MetricsRow]:
@@ -100,8 +108,9 @@ def load_run(run_dir: Path) -> RunData:
     if not run_dir.is_dir():
         raise FarensedError(f"{run_dir}: run folder not found")
     logged = log_event_steps(run_dir, ("resumed", "checkpoint_saved"))
-    return RunData(run_dir=run_dir, spec=_spec(run_dir), state=maybe(run_dir / TRAINING_STATE, TrainingState),
-                   progress=maybe(run_dir / PROGRESS, LiveProgress), summary=maybe(run_dir / SUMMARY, TrainingSummary),
+    return RunData(run_dir=run_dir, spec=_spec(run_dir), state=read_or_none(run_dir / TRAINING_STATE, TrainingState),
+                   progress=read_or_none(run_dir / PROGRESS, LiveProgress),
+                   summary=read_or_none(run_dir / SUMMARY, TrainingSummary),
                    metrics=read_metrics(run_dir), checkpoints=checkpoint_folders(run_dir),
                    saved_steps=sorted(set(logged["checkpoint_saved"])), restart_steps=logged["resumed"],
                    answers=read_answers(run_dir / ANSWERS))

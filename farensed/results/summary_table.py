@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
+from ..textfmt import fmt_num, fmt_secs
 from .rundata import RunData
-
-
-def fmt_num(x, fmt: str = "{:.4f}") -> str:
-    return "-" if x is None else fmt.format(x)
-
-
-def fmt_secs(s: float | None) -> str:
-    if s is None:
-        return "-"
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
 
 
 def _last(rows, attr):

@@ -16,8 +16,17 @@ from pathlib import Path
 
 from .. import logs, oom
 from ..errors import DataError, JobFileError
-from ..exitcodes import (EXIT_BAD_JOB, EXIT_CRASH, EXIT_DIVERGED, EXIT_NO_SPACE, EXIT_OK, EXIT_OOM_EXHAUSTED,
-                         EXIT_OOM_RESTART, EXIT_PEER_LOST, EXIT_STOPPED)
+from ..exitcodes import (
+    EXIT_BAD_JOB,
+    EXIT_CRASH,
+    EXIT_DIVERGED,
+    EXIT_NO_SPACE,
+    EXIT_OK,
+    EXIT_OOM_EXHAUSTED,
+    EXIT_OOM_RESTART,
+    EXIT_PEER_LOST,
+    EXIT_STOPPED,
+)
 from ..paths import Home
 
 
@@ -43,9 +52,9 @@ def main(argv=None) -> int:
         from . import distributed
         from .checkpoint import NoSpace
         from .finish import complete, finish
+        from .memory import OomExhausted
         from .model import BadJob
         from .run import Run
-        from .memory import OomExhausted
         from .scoring import score
         from .trainer import Diverged, StopRequested
 

@@ -38,7 +38,7 @@ def init(backend: str | None):
     # mlx.launch runs with SIGTERM ignored (the daemon's stop must reach the ranks, not end the
     # launcher); a rank still connecting has nothing to save, so a stop simply ends it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # A rank never reads stdin; closing it lets mlx.launch stop polling it (see daemon/supervisor.py).
+    # A rank never reads stdin; closing it lets mlx.launch stop polling it (see daemon/worker_process.py).
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     return Group(mx.distributed.init(strict=True, backend=backend))
 

@@ -3,7 +3,6 @@ then, after the scoring phase, the summary with the answer scores and the state 
 
 from __future__ import annotations
 
-
 from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
@@ -39,8 +38,9 @@ def finish(run: Run) -> TrainingSummary:
     if spec.generate.prompts:
         load_adapter_file(run.model, best / outputs.ADAPTER_FILE)
         run.model.eval()
-        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, spec.generate.max_tokens,
-                                                  spec.generate.temperature, spec.generate.system)) for p in spec.generate.prompts]
+        g = spec.generate
+        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, g.max_tokens, g.temperature, g.system))
+                   for p in g.prompts]
     summary = build_summary(run, answers)
     atomic_write_json(out / SUMMARY, summary)
     run.write_state("scoring")

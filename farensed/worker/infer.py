@@ -40,7 +40,8 @@ def stream_answer(model, tokenizer, prompt: str, args, out) -> str:
     from mlx_lm.sample_utils import make_sampler
 
     pieces = []
-    for resp in stream_generate(model, tokenizer, chat_prompt(tokenizer, prompt, args.system), max_tokens=args.max_tokens,
+    prompt_text = chat_prompt(tokenizer, prompt, args.system)
+    for resp in stream_generate(model, tokenizer, prompt_text, max_tokens=args.max_tokens,
                                 sampler=make_sampler(temp=args.temp)):
         pieces.append(resp.text)
         if out is not None:

@@ -178,7 +178,8 @@ def establish(tr, model: MemoryModel, log) -> MemoryModel:
     model = model.model_copy(update={"probe_seconds": round(time.monotonic() - t0, 3)})
     epoch = memplan.epoch_seconds(model, model.grad_checkpoint, steps) or 0.0
     job = epoch * tr.total / max(tr.per_epoch, 1)
-    log.info("memory_measured", seconds=model.probe_seconds, share_of_job=round(model.probe_seconds / job, 4) if job else None,
+    share = round(model.probe_seconds / job, 4) if job else None
+    log.info("memory_measured", seconds=model.probe_seconds, share_of_job=share,
              estimated_job_seconds=round(job, 1), grad_checkpoint=model.grad_checkpoint, why=model.why,
              model=memplan.describe(model))
     return model

@@ -13,6 +13,7 @@ from mlx_lm.utils import get_total_parameters
 
 from ..errors import FarensedError
 from ..jobspec import JobSpec
+from ..model_source import local_or_hub
 from ..paths import Home
 
 
@@ -22,8 +23,7 @@ class BadJob(FarensedError):
 
 def model_path(spec: JobSpec, home: Home) -> str:
     """A local folder (resolved against the home) or, failing that, the hub id as written."""
-    local = home.resolve(spec.model)
-    return str(local) if local.exists() else spec.model
+    return local_or_hub(spec.model, home)
 
 
 def load_base(spec: JobSpec, home: Home):

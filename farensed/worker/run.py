@@ -21,8 +21,17 @@ from .. import memplan
 from ..atomic import atomic_write_json
 from ..datasets import Example, load_splits
 from ..exitcodes import EXIT_STOPPED
-from ..formats import (JOB_FILE, PROGRESS, SUMMARY, TRAINING_STATE, CheckpointState, LiveProgress, MetricsRow,
-                       TrainingState, read_model)
+from ..formats import (
+    JOB_FILE,
+    PROGRESS,
+    SUMMARY,
+    TRAINING_STATE,
+    CheckpointState,
+    LiveProgress,
+    MetricsRow,
+    TrainingState,
+    read_model,
+)
 from ..jobfile import load_job, parse_job
 from ..jobspec import JobSpec
 from ..paths import Home
@@ -67,7 +76,8 @@ class Run:
 
         def read() -> dict:
             spec = load_job(path)  # every problem with its line
-            return {"job": path.read_text(encoding="utf-8"), "state": initial_state(self.dir, spec).model_dump(mode="json")}
+            state = initial_state(self.dir, spec).model_dump(mode="json")
+            return {"job": path.read_text(encoding="utf-8"), "state": state}
         got = self.dist.from_root(read)
         return parse_job(got["job"], str(path)), TrainingState.model_validate(got["state"])
 
@@ -261,7 +271,8 @@ class Run:
                                seen_free=lambda free: tr.faults.free_bytes(tr.p.step, free))
         self.last_checkpoint = path.name
         self.write_state("running")
-        best = {checkpoint.name_for(e, tr.p.best_step) for e in range(tr.p.cursor.epoch + 1)} if tr.p.best_step else set()
+        best = ({checkpoint.name_for(e, tr.p.best_step) for e in range(tr.p.cursor.epoch + 1)}
+                if tr.p.best_step else set())
         removed = checkpoint.prune(self.dir, self.spec.cadence.keep_checkpoints, best)
         outputs.export_metrics(self.dir, tr.p.metrics)
         self.log.info("checkpoint_saved", step=tr.p.step, checkpoint=path.name,

@@ -106,7 +106,8 @@ class Trainer:
         """Data-parallel with a budget: every rank takes rank 0's memory model, so that all split,
         correct and switch checkpointing alike (each rank's own measurements differ a little)."""
         if self.dist.size > 1 and self.memory.budget_bytes:
-            self.set_memory(MemoryModel.model_validate(self.dist.from_root(lambda: self.memory.model_dump(mode="json"))))
+            root = self.dist.from_root(lambda: self.memory.model_dump(mode="json"))
+            self.set_memory(MemoryModel.model_validate(root))
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         if epoch not in self._plans:
@@ -149,10 +150,10 @@ class Trainer:
                 self._current = mask.shape
                 if acc is None:
                     self.faults.at_step(self.p.step + 1)
-                l, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
-                loss, ntoks = loss + l, ntoks + n
+                part, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
+                loss, ntoks = loss + part, ntoks + n
                 if self.budget:
-                    self._measured(mask.shape, l, n, acc)
+                    self._measured(mask.shape, part, n, acc)
                 else:
                     mx.async_eval(loss, ntoks, acc)
             mx.eval(loss, ntoks, acc)
@@ -193,7 +194,7 @@ class Trainer:
             sizes = memory.split_step(self, mine)
             try:
                 # every rank computes its share; the sum over ranks is the whole step's
-                loss, ntoks, grad = self.dist.step_sum(lambda: self.gradient(mine, sizes),
+                loss, ntoks, grad = self.dist.step_sum(lambda m=mine, s=sizes: self.gradient(m, s),
                                                        self.model.trainable_parameters(), self.stop_requested)
                 break
             except OutOfMemory as e:
@@ -246,7 +247,8 @@ class Trainer:
         mbs = [m for b in batches for m in self._eval_split(b)]
         for mb in self.dist.rounds(mbs):  # ranks take the micro-batches in turns
             self.faults.in_eval(self.p.step)
-            if self.dist.agree_stop(self.stop_requested):  # a 7B eval can take a minute: do not make the stop wait for it
+            # a 7B eval can take a minute: do not make the stop wait for it
+            if self.dist.agree_stop(self.stop_requested):
                 self.model.train()
                 raise EvalInterrupted(f"evaluation at step {self.p.step} interrupted")
             if mb is None:

@@ -10,10 +10,9 @@ spool/requests/*.json   control requests from farensectl (cancel, pause, resume,
 from __future__ import annotations
 
 import fnmatch
-import stat
 import os
-import time
-from dataclasses import dataclass, field
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write_text, fsync_dir
@@ -71,39 +70,6 @@ def dropped_files(root: Path) -> list[Path]:
     return [p for _, _, p in sorted(found)]  # arrival order: oldest first
 
 
-@dataclass
-class Stability:
-    """A file is stable once its size and mtime are unchanged across two scans some time apart."""
-
-    min_interval: float = 0.2
-    seen: dict[str, tuple[int, int, float]] = field(default_factory=dict)
-
-    def check(self, path: Path, now: float) -> bool:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            self.seen.pop(path.name, None)
-            return False
-        sig = (st.st_size, st.st_mtime_ns)
-        prev = self.seen.get(path.name)
-        if prev is None or prev[:2] != sig:
-            self.seen[path.name] = (*sig, now)
-            return False
-        return now - prev[2] >= self.min_interval
-
-    def forget(self, name: str) -> None:
-        self.seen.pop(name, None)
-
-    @property
-    def pending(self) -> bool:
-        return bool(self.seen)
-
-
-def age_seconds(path: Path) -> float:
-    """Seconds since the file was last modified."""
-    return time.time() - path.stat().st_mtime
-
-
 def move(src: Path, dst: Path) -> None:
     """Atomic rename within the spool, made durable; never overwrites."""
     if dst.exists():
@@ -137,14 +103,23 @@ def find_job_file(dirs: SpoolDirs, job_id: str) -> Path | None:
     return None
 
 
-def check_spool_permissions(root: Path) -> None:
-    """Refuse a spool other users could drop jobs into (a job runs code paths and models we load)."""
+def permission_problem(root: Path) -> tuple[str, str] | None:
+    """(problem, fix) when other users could drop jobs into the spool (a job names code paths and
+    models we load), else None. The daemon refuses to start; doctor reports it."""
     st = root.stat()
     if st.st_uid != os.getuid():
-        raise FarensedError(f"{root}: spool belongs to uid {st.st_uid}, not to the daemon's user {os.getuid()}")
+        return (f"{root}: spool belongs to uid {st.st_uid}, not to the daemon's user {os.getuid()}",
+                f"chown {os.getuid()} {root}")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise FarensedError(f"{root}: spool is writable by other users ({stat.filemode(st.st_mode)});"
-                            f" run: chmod go-w {root}")
+        return f"{root}: spool is writable by other users ({stat.filemode(st.st_mode)})", f"chmod go-w {root}"
+    return None
+
+
+def check_spool_permissions(root: Path) -> None:
+    """Refuse a spool other users could drop jobs into."""
+    problem = permission_problem(root)
+    if problem is not None:
+        raise FarensedError(f"{problem[0]}; run: {problem[1]}")
 
 
 def ownership_problem(path: Path, st: os.stat_result, uid: int) -> str | None:

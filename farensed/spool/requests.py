@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from ..strict import Strict
-
 from ..atomic import atomic_write_json, fsync_dir
 from ..errors import StateError
 from ..formats import read_model
+from ..strict import Strict
 
 Verb = Literal["cancel", "pause", "resume", "retry"]
 # verb -> {state the job is in: state it goes to}; "stop" means: ask the running worker first

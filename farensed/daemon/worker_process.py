@@ -1,4 +1,4 @@
-"""One worker child process: start it in its own process group, watch it, stop it, reap it."""
+"""One worker child process: start it in its own process group, observe it, signal it, read its end."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TAIL_BYTES = 64 * 1024
 
 @dataclass
 class Worker:
-    """A running worker and what the supervisor watches about it."""
+    """A running worker and what the daemon observes about it."""
 
     job_id: str
     run_dir: Path
@@ -40,7 +40,7 @@ class Worker:
     phase: str | None = None  # progress.json's phase when it last changed (None: not written yet)
     sleep_guard: subprocess.Popen | None = None  # caffeinate -w while this worker runs (macOS)
     ranks: int = 1  # >1: mlx.launch runs the ranks of a data-parallel job
-    nudge: int | None = None  # write end of mlx.launch's stdin (see watch)
+    nudge: int | None = None  # write end of mlx.launch's stdin (see nudge_launcher)
 
     @property
     def pid(self) -> int:
@@ -105,7 +105,7 @@ def progress_phase(run_dir: Path) -> str | None:
         return None
 
 
-def watch(w: Worker, now: float) -> None:
+def observe(w: Worker, now: float) -> None:
     """Note progress-file changes (for the stall watchdog) and the memory share of the worker
     (with its ranks, for a data-parallel job)."""
     sig = progress_signature(w.run_dir)

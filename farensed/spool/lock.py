@@ -1,4 +1,5 @@
-"""Single instance: an flock on farensed.lock holding our pid; a dead holder's lock is simply taken."""
+"""Single instance: an flock on farensed.lock holding our pid; a dead holder's lock is simply taken.
+The client asks the same lock whether the daemon is alive (no pydantic here: status starts fast)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import FarensedError
+from ..paths import Home
 
 
 class AlreadyRunning(FarensedError):
@@ -59,3 +61,8 @@ def holder_pid(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def daemon_alive(home: Home) -> bool:
+    """Whether a live farensed holds the lock of this home."""
+    return holder_pid(home.lock_file) is not None

@@ -1,6 +1,6 @@
 """Build the tiny demo model (a llama pre-trained on data/'s texts, own BPE) and its 4-bit twin.
 
-    python -m farensed.worker.demo_model [--home DIR] [--if-missing] [--force]
+    python -m farensed.demo_model [--home DIR] [--if-missing] [--force]
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from farensed.atomic import fsync_dir, fsync_file
-from farensed.paths import REPO_ROOT, Home
-
-from .demo_pretrain import LORA_INPUT_DIVISOR, PRETRAIN, SEED, Pretraining, pretrain, pretrain_texts, scale_lora_inputs
+from ..atomic import fsync_dir, fsync_file
+from ..paths import REPO_ROOT, Home
+from .pretrain import LORA_INPUT_DIVISOR, PRETRAIN, SEED, Pretraining, pretrain, pretrain_texts, scale_lora_inputs
 
 DEMO_MODEL = "models/farense-tiny"
 DEMO_MODEL_4BIT = "models/farense-tiny-4bit"
@@ -229,7 +228,7 @@ def ensure(home: Home, force: bool = False) -> tuple[list[Path], Pretraining | N
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m farensed.worker.demo_model", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m farensed.demo_model", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="farensed home (default: $FARENSED_HOME or the repository)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--if-missing", action="store_true", help="do nothing when both models exist and load")

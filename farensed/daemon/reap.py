@@ -1,34 +1,38 @@
-"""reap_worker and start_next: run one job at a time, classify each end, restart or settle the job."""
+"""reap_worker: keep an eye on the running worker (stall, stop grace) and, once it has exited,
+classify its end and settle the job (done, failed, cancelled, paused) or schedule its restart."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import oom
 from ..atomic import atomic_write_json
-from ..errors import FarensedError, StateError
-from ..formats import TRAINING_STATE, JOB_FILE, TrainingState, read_model
-from ..hosts import HostGone
+from ..formats import JOB_FILE, TRAINING_STATE, TrainingState
 from ..jobfile import load_job
-from ..run_folder import fresh_training_state, prepare_run
-from ..validate import looks_like_hub_id
+from ..reading import read_or_none
+from ..run_folder import fresh_training_state
+from ..spool.records import JobRecord
 from . import policy, unattended
 from .guard import for_job
-from .supervisor import Worker, ask_stop, classify_worker, kill, release, spawn, watch
+from .worker_process import Worker, ask_stop, classify_worker, kill, observe, release
+
+if TYPE_CHECKING:
+    from .loop import Daemon
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
 
 
-def reap_worker(d) -> None:
-    """Watch the live worker (stall, stop grace) or, once it has exited, decide what comes next."""
+def reap_worker(d: Daemon) -> None:
+    """Observe the live worker (stall, stop grace) or, once it has exited, decide what comes next."""
     w = d.worker
     if w is None:
         return
     now = time.monotonic()  # stall and grace timers: sleep of the machine is not a stall
     rc = w.proc.poll()
     if rc is None:
-        watch(w, now)
+        observe(w, now)
         if w.stop_sent_at is not None and now - w.stop_sent_at > d.cfg.stop_grace:
             d.log.warning("worker_killed", job_id=w.job_id, pid=w.pid, why="did not stop in time")
             kill(w)
@@ -44,17 +48,10 @@ def reap_worker(d) -> None:
         settle(d, w, rc)
 
 
-def read_state(run_dir: Path) -> TrainingState | None:
-    try:
-        return read_model(run_dir / TRAINING_STATE, TrainingState)
-    except StateError:
-        return None
-
-
-def settle(d, w: Worker, rc: int) -> None:
+def settle(d: Daemon, w: Worker, rc: int) -> None:
     rec = d.records[w.job_id]
     outcome = classify_worker(w, rc)
-    ts = read_state(w.run_dir)
+    ts = read_or_none(w.run_dir / TRAINING_STATE, TrainingState)
     decision = policy.decide(outcome, rec.stop_for, rec.crash_restarts, rec.max_restarts, rec.gpu_faults,
                              ts.reason if ts and ts.status in ("failed", "stopped") else None)
     d.log.info("worker_exited", job_id=rec.id, returncode=rc, outcome=outcome.kind, detail=outcome.detail,
@@ -74,10 +71,10 @@ def fresh_state(run_dir: Path) -> TrainingState:
     return fresh_training_state(load_job(run_dir / JOB_FILE))
 
 
-def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:
+def restart(d: Daemon, rec: JobRecord, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:
     """Schedule the same run again (after a back-off); lower the micro-batch first when memory ran out."""
     run_dir, now = Path(rec.output_dir), time.time()
-    state = read_state(run_dir) or fresh_state(run_dir)
+    state = read_or_none(run_dir / TRAINING_STATE, TrainingState) or fresh_state(run_dir)
     if decision.downshift:
         floor = load_job(run_dir / JOB_FILE).memory.min_micro_batch
         source = "gpu_fault" if outcome.kind == "gpu_fault" else "process_death"
@@ -98,52 +95,12 @@ def restart(d, rec, decision: policy.Decision, outcome: policy.Outcome, common: 
 
 def count_restart(run_dir: Path, state: TrainingState | None = None) -> None:
     """training_state.json's restart count (the summary reports it) goes up by one."""
-    state = state or read_state(run_dir)
+    state = state or read_or_none(run_dir / TRAINING_STATE, TrainingState)
     if state is not None:
         atomic_write_json(run_dir / TRAINING_STATE, state.model_copy(update={"restarts": state.restarts + 1}))
 
 
-def start_next(d) -> None:
-    """If no worker runs, start the job that should run next (a restart holds the slot)."""
-    if d.worker is not None or d.stopping or d.on_battery:
-        return
-    cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
-             if r.state in ("queued", "running")]
-    job_id = policy.next_job(cands, time.time())
-    if job_id is None:
-        return
-    rec = d.records[job_id]
-    with for_job(d, rec.id, "start_next", f"{rec.output_dir}: cannot start the worker"):
-        job_file = d.dirs.job_file(rec.state, rec.id)
-        preflight(job_file, d.home, rec.model_local)
-        run_dir = prepare_run(job_file, Path(rec.output_dir))
-        if rec.state == "queued":
-            rec = d.move(rec, "running", None)
-        try:
-            w = spawn(rec.id, run_dir, d.home.root, d.cfg.worker_python, d.cfg.metal_relax)
-        except HostGone as e:  # waiting costs nothing; restarting against a missing host would burn the restarts
-            d.log.warning("worker_start_failed", job_id=rec.id, error=str(e))
-            d.move(rec, "paused", f"{e}; farensectl resume {rec.id} once it is back", paused_by="host")
-            return
-        d.worker = w
-        w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
-        d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)
-        d.log.info("worker_started", job_id=rec.id, pid=w.pid, run_dir=str(run_dir))
-
-
-def preflight(job_file: Path, home, model_local: bool | None) -> None:
-    """What can have changed since the job was queued: its file, its model and data folders."""
-    if not job_file.is_file():
-        raise FarensedError(f"{job_file}: the job file was removed from the spool after it was queued")
-    spec = load_job(job_file)  # names file:line if it was replaced by something that does not parse
-    model = home.resolve(spec.model)
-    if not model.exists() and (model_local or not looks_like_hub_id(spec.model, home)):
-        raise FarensedError(f"{job_file}: model folder {model} no longer exists")
-    if not home.resolve(spec.data).exists():
-        raise FarensedError(f"{job_file}: data {home.resolve(spec.data)} no longer exists")
-
-
-def stop_worker(d, force: bool = False) -> None:
+def stop_worker(d: Daemon, force: bool = False) -> None:
     """Daemon shutdown: ask the worker to checkpoint (first signal) or kill its group (second)."""
     if d.worker is not None:
         kill(d.worker) if force else ask_stop(d.worker, time.monotonic())

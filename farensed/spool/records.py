@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,7 @@ from pydantic import Field
 from ..atomic import atomic_write_json
 from ..errors import StateError
 from ..formats import read_model
-from ..strict import Strict as _Model
+from ..strict import Strict
 
 JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
 STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
@@ -21,7 +22,7 @@ FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
 StopFor = Literal["cancel", "pause", "battery"]
 
 
-class Transition(_Model):
+class Transition(Strict):
     """One state change, kept in the record's history."""
 
     from_state: JobState | None
@@ -30,7 +31,7 @@ class Transition(_Model):
     reason: str | None = None
 
 
-class JobRecord(_Model):
+class JobRecord(Strict):
     """Everything the daemon knows about one job beyond its job file and run folder."""
 
     schema_version: Literal[1] = 1
@@ -78,6 +79,15 @@ def unique_id(base: str, taken) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+
+def taken_ids(record_ids: Iterable[str], checkpoints: Path, dropped: Iterable[Path] = ()) -> set[str]:
+    """Ids in use: every record, every name under the checkpoints root and, for the client's
+    prediction of the id the daemon will give, the files still waiting in the drop folder."""
+    used = set(record_ids) | {p.stem for p in dropped}
+    if checkpoints.is_dir():
+        used |= {p.name for p in checkpoints.iterdir()}
+    return used
 
 
 def record_path(jobs_dir: Path, job_id: str) -> Path:

@@ -1,4 +1,4 @@
-"""`python -m farensed.worker.warmup [--home DIR]`: pay MLX's first-use kernel compile for the demo
+"""`python -m farensed.demo_model.warmup [--home DIR]`: pay MLX's first-use kernel compile for the demo
 at setup, not in the demo's first training step.
 
 With mlx-cpu (Linux), the first use of an mx.compile'd function on a machine runs the system's
@@ -85,7 +85,7 @@ def warm(home: Home) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m farensed.worker.warmup", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m farensed.demo_model.warmup", description=__doc__.splitlines()[0])
     ap.add_argument("--home", help="farensed home (default: $FARENSED_HOME or the repository)")
     ap.add_argument("--force", action="store_true", help="run even when the stamp says it was done")
     args = ap.parse_args(argv)

@@ -1,4 +1,5 @@
-"""watchdog events on the spool: only hints that wake the main loop (a periodic rescan is the truth)."""
+"""File events on the spool (the watchdog library): only hints that wake the main loop (a periodic
+rescan is the truth)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""start_next: when no worker runs, start the job that should run next, after checking what can
+have changed since it was queued (preflight)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import FarensedError
+from ..hosts import HostGone
+from ..jobfile import load_job
+from ..model_source import looks_like_hub_id
+from ..paths import Home
+from ..run_folder import prepare_run
+from . import policy, unattended
+from .guard import for_job
+from .worker_process import spawn
+
+if TYPE_CHECKING:
+    from .loop import Daemon
+
+
+def start_next(d: Daemon) -> None:
+    """If no worker runs, start the job that should run next (a restart holds the slot)."""
+    if d.worker is not None or d.stopping or d.on_battery:
+        return
+    cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
+             if r.state in ("queued", "running")]
+    job_id = policy.next_job(cands, time.time())
+    if job_id is None:
+        return
+    rec = d.records[job_id]
+    with for_job(d, rec.id, "start_next", f"{rec.output_dir}: cannot start the worker"):
+        job_file = d.dirs.job_file(rec.state, rec.id)
+        preflight(job_file, d.home, rec.model_local)
+        run_dir = prepare_run(job_file, Path(rec.output_dir))
+        if rec.state == "queued":
+            rec = d.move(rec, "running", None)
+        try:
+            w = spawn(rec.id, run_dir, d.home.root, d.cfg.worker_python, d.cfg.metal_relax)
+        except HostGone as e:  # waiting costs nothing; restarting against a missing host would burn the restarts
+            d.log.warning("worker_start_failed", job_id=rec.id, error=str(e))
+            d.move(rec, "paused", f"{e}; farensectl resume {rec.id} once it is back", paused_by="host")
+            return
+        d.worker = w
+        w.sleep_guard = unattended.start_sleep_guard(w.pid, d.cfg.sleep_guard, d.log)
+        d.save(rec, worker_pid=w.pid, worker_started=w.create_time, not_before=None)
+        d.log.info("worker_started", job_id=rec.id, pid=w.pid, run_dir=str(run_dir))
+
+
+def preflight(job_file: Path, home: Home, model_local: bool | None) -> None:
+    """What can have changed since the job was queued: its file, its model and data folders."""
+    if not job_file.is_file():
+        raise FarensedError(f"{job_file}: the job file was removed from the spool after it was queued")
+    spec = load_job(job_file)  # names file:line if it was replaced by something that does not parse
+    model = home.resolve(spec.model)
+    if not model.exists() and (model_local or not looks_like_hub_id(spec.model, home)):
+        raise FarensedError(f"{job_file}: model folder {model} no longer exists")
+    if not home.resolve(spec.data).exists():
+        raise FarensedError(f"{job_file}: data {home.resolve(spec.data)} no longer exists")
