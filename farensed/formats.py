@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from .errors import StateError
 from .strict import Strict
@@ -25,6 +25,11 @@ JOB_FILE = "job.toml"
 MANIFEST = "manifest.json"
 WORKER_LOG = "worker.log"  # the worker's stdout+stderr, appended by the daemon
 ANSWERS = "answers.jsonl"  # the scoring phase's scored answers, one line per question
+ADAPTERS = "adapters.safetensors"  # the final adapters (run folder), the best (BEST_ADAPTERS/), a checkpoint's
+ADAPTER_CONFIG = "adapter_config.json"  # beside every adapters file, in the format mlx-lm reads
+BEST_ADAPTERS = "adapters"  # the folder of the best adapters (lowest validation loss)
+OPTIMIZER = "optimizer.safetensors"  # a checkpoint's optimizer state
+TRAINING_CONFIG = "training_config.json"  # the job as run, in the guide's terms and mlx-lm's names
 CHECKPOINT_NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")  # checkpoint_epoch{E}_step{S}
 CHECKPOINT_STATE = "state.json"
 
@@ -139,28 +144,80 @@ class Cursor(Strict):
     index: int
 
 
+class Progress(Strict):
+    """Everything that moves as steps are taken: the trainer's own state, saved whole in every
+    checkpoint (the metrics rows travel beside it, in the checkpoint's metrics.jsonl)."""
+
+    step: int = 0
+    cursor: Cursor = Field(default_factory=lambda: Cursor(epoch=0, index=0))
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    val_loss: float | None = None
+    window_loss_sum: float = 0.0  # train-loss accumulators since the last log row
+    window_tokens: int = 0
+    nonfinite_streak: int = 0
+    skipped_nonfinite: int = 0
+    eval_pending: bool = False  # a stop interrupted the evaluation at `step`: it runs first on resume
+    tokens_seen: int = 0
+    elapsed: float = 0.0
+    metrics: list[MetricsRow] = Field(default_factory=list, exclude=True)
+
+
 class CheckpointState(Strict):
     """state.json inside a checkpoint: everything beyond the tensors needed to resume exactly."""
 
-    schema_version: Literal[1] = 1
-    step: int
-    cursor: Cursor
+    schema_version: Literal[2] = 2
+    progress: Progress
     micro_batch: int
     grad_accumulation: int
     grad_checkpoint: bool
     rng_seed_base: int  # dropout RNG is reseeded each step from (seed, step)
-    best_val_loss: float | None
-    best_step: int | None
-    window_loss_sum: float  # train-loss accumulators since the last log row
-    window_tokens: int
-    nonfinite_streak: int
-    tokens_seen: int
-    elapsed: float
-    val_loss: float | None = None
-    skipped_nonfinite: int = 0
-    eval_pending: bool = False  # a stop interrupted the evaluation at `step`: it runs first on resume
     data_fingerprint: str | None = None  # sha256 of the tokenized training set: resume refuses other data
     memory_model: MemoryModel | None = None
+
+    @property
+    def step(self) -> int:
+        return self.progress.step
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data):
+        """Version 1 (farensed 0.1) kept the progress fields flat beside the others."""
+        if isinstance(data, dict) and data.get("schema_version", 1) == 1 and "progress" not in data:
+            flat = dict(data)
+            moved = {k: flat.pop(k) for k in list(flat) if k in Progress.model_fields}
+            return {**flat, "schema_version": 2, "progress": moved}
+        return data
+
+
+class LoraParameters(Strict):
+    rank: int
+    scale: float
+    dropout: float
+    keys: list[str]  # module paths inside a block, e.g. self_attn.q_proj
+
+
+class AdapterConfig(Strict):
+    """adapter_config.json, as mlx_lm.load(adapter_path=...) and mlx_lm.fuse read it."""
+
+    fine_tune_type: Literal["lora", "dora"]
+    num_layers: int
+    lora_parameters: LoraParameters
+
+
+class TrainingConfig(AdapterConfig):
+    """training_config.json: the job as run, in the guide's terms plus mlx-lm's names."""
+
+    job: dict  # the whole job file, as validated
+    model: str
+    data: str
+    batch_size: int
+    grad_accumulation_steps: int
+    effective_batch_size: int
+    learning_rate: float
+    max_seq_length: int
+    warmup_steps: int
+    mask_prompt: bool
 
 
 class Manifest(Strict):

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import ctl, small_job
 from farensed.atomic import atomic_write_json
-from farensed.daemon import records
 from farensed.formats import Downshift, LiveProgress, MemoryMode, MemoryModel, MetricsRow, ProbePoint, TrainingState
+from farensed.spool import records
 
 GB = 1024**3
 MODEL = MemoryModel(

@@ -106,7 +106,7 @@ def test_a_stop_during_an_evaluation_does_not_wait_for_it_and_the_resume_redoes_
     assert run_worker(run, faults="term_in_eval@8") == EXIT_STOPPED
     state = read_model(run / "training_state.json", TrainingState)
     assert state.step == 8 and state.checkpoint == "checkpoint_epoch0_step8"
-    assert json.loads((run / state.checkpoint / "state.json").read_text())["eval_pending"] is True
+    assert json.loads((run / state.checkpoint / "state.json").read_text())["progress"]["eval_pending"] is True
     assert ("eval", 8) not in _metric_keys(run)
     # And the restart evaluates first, then ends exactly like the uninterrupted run
     assert run_worker(run) == EXIT_OK

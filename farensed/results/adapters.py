@@ -11,12 +11,12 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import FarensedError
+from ..formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
 from ..model_source import local_or_hub
 from ..paths import Home
 from .rundata import RunData
 
-ADAPTER_FILE = "adapters.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_FILE = ADAPTERS
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Target:
 
 def base_model(data: RunData, home: Home) -> str:
     """The model the run trained: training_config.json's path, else job.toml's against the home."""
-    cfg = data.run_dir / "training_config.json"
+    cfg = data.run_dir / TRAINING_CONFIG
     if cfg.is_file():
         try:
             model = json.loads(cfg.read_text("utf-8")).get("model")
@@ -73,14 +73,14 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
     if checkpoint is not None:
         folder = _checkpoint_dir(data, checkpoint)
         return target(model, _need(folder, "checkpoint"), folder.name)
-    best = data.run_dir / "adapters"
+    best = data.run_dir / BEST_ADAPTERS
     if (best / ADAPTER_FILE).is_file():
         return target(model, best, "best")
     return target(model, _need(data.run_dir, "best or final"), "final")
 
 
 def _config_for(run_dir: Path) -> Path:
-    for folder in (run_dir, run_dir / "adapters"):
+    for folder in (run_dir, run_dir / BEST_ADAPTERS):
         if (folder / ADAPTER_CONFIG).is_file():
             return folder / ADAPTER_CONFIG
     raise FarensedError(f"{run_dir}: no {ADAPTER_CONFIG} yet (written at the first evaluation): "

@@ -11,14 +11,13 @@ from pathlib import Path
 from ..blas import worker_env
 from ..errors import FarensedError
 from ..exitcodes import EXIT_OOM_EXHAUSTED
-from ..formats import TARGETS, ScoredQuestion, ScoringPlan
+from ..formats import ADAPTERS, BEST_ADAPTERS, TARGETS, ScoredQuestion, ScoringPlan
 from ..oom import is_oom_message
-from .adapters import ADAPTER_FILE
 
 
 def available_targets(run_dir: Path, wanted: list[str]) -> list[str]:
     """The models asked for (default all three) whose adapters exist; an error names a missing one."""
-    files = {"base": None, "best": run_dir / "adapters" / ADAPTER_FILE, "final": run_dir / ADAPTER_FILE}
+    files = {"base": None, "best": run_dir / BEST_ADAPTERS / ADAPTERS, "final": run_dir / ADAPTERS}
     missing = [t for t in wanted if files[t] is not None and not files[t].is_file()]
     if missing:
         raise FarensedError(f"{run_dir}: the {' and '.join(missing)} adapters are not written yet")

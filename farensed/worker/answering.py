@@ -10,14 +10,13 @@ import mlx.core as mx
 from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
-from ..formats import ScoredQuestion
+from ..formats import ADAPTERS, BEST_ADAPTERS, ScoredQuestion
 from ..questions import Question, scored
-from .outputs import ADAPTER_FILE
 
 
 def target_weights(run_dir: Path, initial: dict[str, mx.array], targets) -> dict[str, dict[str, mx.array]]:
     """Adapter weights per target: base = `initial`, best = adapters/, final = the run folder's."""
-    files = {"best": run_dir / "adapters" / ADAPTER_FILE, "final": run_dir / ADAPTER_FILE}
+    files = {"best": run_dir / BEST_ADAPTERS / ADAPTERS, "final": run_dir / ADAPTERS}
     return {t: initial if t == "base" else dict(mx.load(str(files[t]))) for t in targets}
 
 

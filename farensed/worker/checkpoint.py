@@ -13,12 +13,22 @@ import mlx.core as mx
 
 from ..atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
 from ..errors import FarensedError
-from ..formats import CHECKPOINT_NAME, CHECKPOINT_STATE, MANIFEST, CheckpointState, Manifest, MetricsRow
+from ..formats import (
+    ADAPTERS,
+    CHECKPOINT_NAME,
+    CHECKPOINT_STATE,
+    MANIFEST,
+    METRICS_JSONL,
+    OPTIMIZER,
+    CheckpointState,
+    Manifest,
+    MetricsRow,
+)
 
 # No RNG file: dropout's RNG is reseeded at every step from (seed, step) (Trainer.gradient), so the
 # step number restores it exactly. Checkpoints of older versions hold an rng.safetensors; it is ignored.
-TENSOR_FILES = ("adapters.safetensors", "optimizer.safetensors")
-METRICS_FILE = "metrics.jsonl"
+TENSOR_FILES = (ADAPTERS, OPTIMIZER)
+METRICS_FILE = METRICS_JSONL  # the metrics rows up to the checkpoint's step
 DISK_MARGIN = 64 * 1024 * 1024
 
 

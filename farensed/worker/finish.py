@@ -7,7 +7,16 @@ from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
 from ..atomic import atomic_write_json
-from ..formats import SUMMARY, Answer, AnswerScores, TrainingSummary, read_model
+from ..formats import (
+    ADAPTERS,
+    BEST_ADAPTERS,
+    SUMMARY,
+    TRAINING_CONFIG,
+    Answer,
+    AnswerScores,
+    TrainingSummary,
+    read_model,
+)
 from . import outputs
 from .infer import chat_prompt
 from .model import adapter_weights, load_adapter_file, parameter_counts
@@ -27,16 +36,16 @@ def finish(run: Run) -> TrainingSummary:
     tr, spec, out = run.trainer, run.spec, run.dir
     cfg = run.adapter_config
     outputs.write_adapter_folder(out, adapter_weights(run.model), cfg)
-    best = out / "adapters"
-    if not (best / outputs.ADAPTER_FILE).exists():  # no validation set: the final ones are the best we know
+    best = out / BEST_ADAPTERS
+    if not (best / ADAPTERS).exists():  # no validation set: the final ones are the best we know
         outputs.write_adapter_folder(best, adapter_weights(run.model), cfg)
-    atomic_write_json(out / "training_config.json",
+    atomic_write_json(out / TRAINING_CONFIG,
                       outputs.training_config(spec, run.model_path, str(run.home.resolve(spec.data)), cfg))
     outputs.export_metrics(out, tr.p.metrics)
     run.write_progress("generating")
     answers = []
     if spec.generate.prompts:
-        load_adapter_file(run.model, best / outputs.ADAPTER_FILE)
+        load_adapter_file(run.model, best / ADAPTERS)
         run.model.eval()
         g = spec.generate
         answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, g.max_tokens, g.temperature, g.system))
@@ -70,5 +79,5 @@ def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
         tokens_per_sec=round(tr.p.tokens_seen / secs, 1) if secs else 0.0,
         load_seconds=run.state.load_seconds, compile_seconds=run.state.compile_seconds,
         trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts, memory_model=tr.memory,
-        restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped, truncated_examples=run.truncated,
-        answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / "adapters"))
+        restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped_nonfinite, truncated_examples=run.truncated,
+        answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / BEST_ADAPTERS))

@@ -12,6 +12,7 @@ from mlx_lm.tuner.utils import linear_to_lora_layers
 from mlx_lm.utils import get_total_parameters
 
 from ..errors import FarensedError
+from ..formats import AdapterConfig
 from ..jobspec import JobSpec
 from ..model_source import local_or_hub
 from ..paths import Home
@@ -50,7 +51,7 @@ def lora_parameters(spec: JobSpec, keys: list[str]) -> dict:
     return {"rank": spec.lora.rank, "scale": spec.lora.scale, "dropout": spec.lora.dropout, "keys": keys}
 
 
-def apply_lora(model: nn.Module, spec: JobSpec) -> dict:
+def apply_lora(model: nn.Module, spec: JobSpec) -> AdapterConfig:
     """Freeze the base, add adapters to the last num_layers blocks; returns adapter_config."""
     keys = lora_keys(model, spec.lora.target_modules)
     params = lora_parameters(spec, keys)
@@ -58,7 +59,7 @@ def apply_lora(model: nn.Module, spec: JobSpec) -> dict:
     mx.random.seed(spec.training.seed)  # adapter init is part of the run's determinism
     linear_to_lora_layers(model, spec.lora.num_layers, params, use_dora=spec.lora.type == "dora")
     n_layers = len(model.layers) if spec.lora.num_layers < 0 else min(spec.lora.num_layers, len(model.layers))
-    return {"fine_tune_type": spec.lora.type, "num_layers": n_layers, "lora_parameters": params}
+    return AdapterConfig(fine_tune_type=spec.lora.type, num_layers=n_layers, lora_parameters=params)
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:

@@ -12,10 +12,17 @@ from pathlib import Path
 import mlx.core as mx
 
 from ..atomic import append_line, atomic_write_json, atomic_write_text, fsync_dir, fsync_file
-from ..formats import METRICS_CSV, METRICS_JSON, METRICS_JSONL, MetricsRow
+from ..formats import (
+    ADAPTER_CONFIG,
+    ADAPTERS,
+    METRICS_CSV,
+    METRICS_JSON,
+    METRICS_JSONL,
+    AdapterConfig,
+    MetricsRow,
+    TrainingConfig,
+)
 from ..jobspec import JobSpec
-
-ADAPTER_FILE = "adapters.safetensors"
 
 
 def append_metrics(out: Path, row: MetricsRow) -> None:
@@ -47,18 +54,18 @@ def save_tensors(path: Path, arrays: dict[str, mx.array]) -> None:
     fsync_dir(path.parent)
 
 
-def write_adapter_folder(folder: Path, weights: dict[str, mx.array], adapter_config: dict) -> None:
+def write_adapter_folder(folder: Path, weights: dict[str, mx.array], adapter_config: AdapterConfig) -> None:
     """A folder `mlx_lm.load(model, adapter_path=folder)` and `mlx_lm.fuse` accept as is."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(folder / ADAPTER_FILE, weights)
-    atomic_write_json(folder / "adapter_config.json", adapter_config)
+    save_tensors(folder / ADAPTERS, weights)
+    atomic_write_json(folder / ADAPTER_CONFIG, adapter_config)
 
 
-def training_config(spec: JobSpec, model_path: str, data_path: str, adapter_config: dict) -> dict:
+def training_config(spec: JobSpec, model_path: str, data_path: str, adapter_config: AdapterConfig) -> TrainingConfig:
     """training_config.json: the job as run, in the guide's terms plus mlx-lm's names."""
     t = spec.training
-    return {"job": json.loads(spec.model_dump_json()), "model": model_path, "data": data_path,
-            "batch_size": t.batch_size, "grad_accumulation_steps": t.grad_accumulation,
-            "effective_batch_size": t.effective_batch, "learning_rate": t.learning_rate,
-            "max_seq_length": t.max_seq_length, "warmup_steps": t.warmup_steps,
-            "mask_prompt": spec.mask_prompt, **adapter_config}
+    return TrainingConfig(job=json.loads(spec.model_dump_json()), model=model_path, data=data_path,
+                          batch_size=t.batch_size, grad_accumulation_steps=t.grad_accumulation,
+                          effective_batch_size=t.effective_batch, learning_rate=t.learning_rate,
+                          max_seq_length=t.max_seq_length, warmup_steps=t.warmup_steps,
+                          mask_prompt=spec.mask_prompt, **adapter_config.model_dump())

@@ -22,7 +22,10 @@ from ..atomic import atomic_write_json
 from ..datasets import Example, load_splits
 from ..exitcodes import EXIT_STOPPED
 from ..formats import (
+    ADAPTERS,
+    BEST_ADAPTERS,
     JOB_FILE,
+    OPTIMIZER,
     PROGRESS,
     SUMMARY,
     TRAINING_STATE,
@@ -120,20 +123,20 @@ class Run:
         Rank 0 reads it; every rank then holds rank 0's adapters, optimizer state and cursor."""
         found = self.dist.from_root(self._load_newest)
         self.dist.sync_from_root(self.model, self.optimizer)
-        self.trainer.recompile()  # the step functions captured the optimizer state object, now replaced
         if found is None:
+            self.trainer.recompile()  # other ranks: the optimizer state now holds rank 0's values
             if self.dist.is_root:
                 outputs.rewrite_metrics(self.dir, [])
             self.settle_memory(None)
             return
         cs = CheckpointState.model_validate(found["state"])
         rows = [MetricsRow.model_validate_json(line) for line in found["metrics"].splitlines() if line]
-        self.trainer.restore(cs, rows)
+        self.trainer.resume(cs, rows)
         if self.dist.is_root:
             outputs.rewrite_metrics(self.dir, rows)
         self.last_checkpoint = found["name"]
         self.settle_memory(cs)
-        self.log.info("resumed", checkpoint=found["name"], step=cs.step, micro_batch=self.trainer.narrowest,
+        self.log.info("resumed", checkpoint=found["name"], step=cs.progress.step, micro_batch=self.trainer.narrowest,
                       grad_checkpoint=self.trainer.memory.grad_checkpoint)
 
     def _load_newest(self) -> dict | None:
@@ -147,8 +150,8 @@ class Run:
             raise BadJob(f"{self.home.resolve(self.spec.data)}: the training data (or max_seq_length, mask_prompt,"
                          f" the tokenizer) changed since {ck.name}; resuming would train on the wrong examples."
                          f" Put the data back, or submit it as a new job")
-        self.model.load_weights(list(tensors["adapters.safetensors"].items()), strict=False)
-        saved = tensors["optimizer.safetensors"]
+        self.model.load_weights(list(tensors[ADAPTERS].items()), strict=False)
+        saved = tensors[OPTIMIZER]
         self.optimizer.state = tree_map_with_path(lambda path, v: saved.get(path, v), self.optimizer.state)
         return {"name": ck.name, "state": cs.model_dump(mode="json"), "metrics": metrics_text}
 
@@ -256,7 +259,7 @@ class Run:
         if tr.p.best_val_loss is None or val < tr.p.best_val_loss:
             tr.p.best_val_loss, tr.p.best_step = val, tr.p.step
             if self.dist.is_root:
-                outputs.write_adapter_folder(self.dir / "adapters", adapter_weights(self.model), self.adapter_config)
+                outputs.write_adapter_folder(self.dir / BEST_ADAPTERS, adapter_weights(self.model), self.adapter_config)
                 self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
         self.record(tr.row("eval", val_loss=val))
 
@@ -264,8 +267,7 @@ class Run:
         if not self.dist.is_root:
             return
         tr, t0 = self.trainer, time.monotonic()
-        tensors = {"adapters.safetensors": adapter_weights(self.model),
-                   "optimizer.safetensors": dict(tree_flatten(self.optimizer.state))}
+        tensors = {ADAPTERS: adapter_weights(self.model), OPTIMIZER: dict(tree_flatten(self.optimizer.state))}
         path = checkpoint.save(self.dir, tr.epoch, tr.checkpoint_state(), tensors, tr.p.metrics,
                                midway=tr.faults.in_checkpoint,
                                seen_free=lambda free: tr.faults.free_bytes(tr.p.step, free))

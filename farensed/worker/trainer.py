@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import mlx.core as mx
 import numpy as np
 
 from .. import memplan, oom
 from ..errors import FarensedError
-from ..formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow
+from ..formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow, Progress
 from ..jobspec import JobSpec
 from ..schedule import learning_rate, steps_per_epoch, total_steps
 from . import batching, memory
@@ -37,25 +36,6 @@ class EvalInterrupted(FarensedError):
 
 class StopRequested(FarensedError):
     """SIGTERM/SIGINT: a checkpoint was written, the worker exits EXIT_STOPPED."""
-
-
-@dataclass
-class Progress:
-    """Everything that moves as steps are taken; saved whole in every checkpoint."""
-
-    step: int = 0
-    cursor: Cursor = field(default_factory=lambda: Cursor(epoch=0, index=0))
-    best_val_loss: float | None = None
-    best_step: int | None = None
-    val_loss: float | None = None
-    window_loss_sum: float = 0.0
-    window_tokens: int = 0
-    nonfinite_streak: int = 0
-    skipped: int = 0
-    eval_pending: bool = False
-    tokens_seen: int = 0
-    elapsed: float = 0.0
-    metrics: list[MetricsRow] = field(default_factory=list)
 
 
 class Trainer:
@@ -220,7 +200,7 @@ class Trainer:
 
     def _skip_nonfinite(self) -> None:
         self.p.nonfinite_streak += 1
-        self.p.skipped += 1
+        self.p.skipped_nonfinite += 1
         self.log.warning("nonfinite_step_skipped", step=self.p.step + 1, streak=self.p.nonfinite_streak)
         if self.p.nonfinite_streak >= MAX_NONFINITE:
             raise Diverged(f"loss or gradient was NaN/inf for {MAX_NONFINITE} steps in a row (last at step"
@@ -295,19 +275,14 @@ class Trainer:
 
     # --- checkpoint state ------------------------------------------------------------
     def checkpoint_state(self) -> CheckpointState:
-        p = self.p
-        return CheckpointState(step=p.step, cursor=p.cursor, micro_batch=self.narrowest,
+        """The trainer's progress as it stands, with what a resume must find again beside it."""
+        return CheckpointState(progress=self.p.model_copy(deep=True), micro_batch=self.narrowest,
                                grad_accumulation=self.accumulation(), grad_checkpoint=self.memory.grad_checkpoint,
-                               rng_seed_base=self.spec.training.seed, best_val_loss=p.best_val_loss,
-                               best_step=p.best_step, window_loss_sum=p.window_loss_sum,
-                               window_tokens=p.window_tokens, nonfinite_streak=p.nonfinite_streak,
-                               tokens_seen=p.tokens_seen, elapsed=p.elapsed, val_loss=p.val_loss,
-                               skipped_nonfinite=p.skipped, eval_pending=p.eval_pending,
-                               data_fingerprint=self.fingerprint, memory_model=self.memory)
+                               rng_seed_base=self.spec.training.seed, data_fingerprint=self.fingerprint,
+                               memory_model=self.memory)
 
-    def restore(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
-        self.p = Progress(step=cs.step, cursor=cs.cursor, best_val_loss=cs.best_val_loss,
-                          best_step=cs.best_step, val_loss=cs.val_loss, window_loss_sum=cs.window_loss_sum,
-                          window_tokens=cs.window_tokens, nonfinite_streak=cs.nonfinite_streak,
-                          tokens_seen=cs.tokens_seen, elapsed=cs.elapsed, metrics=list(metrics),
-                          skipped=cs.skipped_nonfinite, eval_pending=cs.eval_pending)
+    def resume(self, cs: CheckpointState, metrics: list[MetricsRow]) -> None:
+        """Continue from a checkpoint: its progress and metrics rows, and step functions compiled
+        anew (they captured the optimizer state object that loading the checkpoint replaced)."""
+        self.p = cs.progress.model_copy(update={"metrics": list(metrics)}, deep=True)
+        self.recompile()
