@@ -27,6 +27,7 @@ from worker_support import make_run
 
 LAUNCH = str(Path(sys.executable).parent / "mlx.launch")
 STEPS = 40
+LONG = 240  # the kill-and-pause test: its pause must land while the ranks still train
 
 
 def free_port(count: int = 2) -> int:
@@ -179,10 +180,18 @@ def test_two_ranks_through_the_daemon_train_like_one_process_and_only_rank_0_wri
             assert (r1[key] is None) == (r2[key] is None) and abs((r1[key] or 0) - (r2[key] or 0)) <= 1e-3
 
 
-def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and_end_bit_identical(home, daemon, runs):
-    # Given a daemon running the 2-rank job
+def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and_end_bit_identical(
+        home, daemon, tmp_path):
+    # Given the 2-rank job made long enough (the 40-step one ends before a pause can land after its
+    # restart), run once undisturbed as the reference ...
+    long_job = JOB.replace(f"max_steps = {STEPS}", f"max_steps = {LONG}")
+    reference = make_home(tmp_path / "reference")
+    (reference / "spool").mkdir()
+    (reference / "spool" / "farense.toml").write_text(two_ranks(long_job))
+    daemon_once(reference)
+    # ... and by a daemon that we disturb
     (home / "spool").mkdir()
-    (home / "spool" / "farense.toml").write_text(two_ranks(JOB))
+    (home / "spool" / "farense.toml").write_text(two_ranks(long_job))
     d = daemon()
     view = wait_for(lambda: _running_view(home, min_step=3), 120, what="2 ranks at step 3")
     # Then status shows the ranks with host and pid
@@ -198,7 +207,7 @@ def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and
     ctl("pause", "farense")
     wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 120, what="paused")
     state = json.loads((home / "checkpoints" / "farense" / "training_state.json").read_text())
-    assert state["step"] < STEPS and state["checkpoint"].endswith(f"_step{state['step']}"), state
+    assert state["step"] < LONG and state["checkpoint"].endswith(f"_step{state['step']}"), state
     assert again["ranks"][1]["pid"] != ranks[1]["pid"]
     ctl("resume", "farense")
     wait_for(lambda: (record(home, "farense") or {}).get("state") == "done", 180, what="job done")
@@ -209,7 +218,7 @@ def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and
     assert first["action"] == "restart" and (second["outcome"], second["action"]) == ("stopped", "pause")
     assert last["outcome"] == "ok" and record(home, "farense")["restarts"] == 1
     assert (home / "checkpoints" / "farense" / "worker.log").read_text().count('"resumed"') == 4  # 2 ranks, twice
-    _assert_same_bits(home / "checkpoints" / "farense", runs["two"])
+    _assert_same_bits(home / "checkpoints" / "farense", reference / "checkpoints" / "farense")
 
 
 def test_a_hung_rank_is_caught_by_the_stall_watchdog_and_the_job_finishes_bit_identical(home, runs):
