@@ -168,10 +168,12 @@ class Trainer:
         started = time.monotonic()
         idx = self.step_examples()
         while True:
-            memory.split_step(self, idx)  # the whole step decides checkpointing, alike on every rank
-            self.agree_memory()
-            mine = self.dist.share(idx, self._lengths)
-            sizes = memory.split_step(self, mine)
+            sizes = memory.split_step(self, idx)  # the whole step decides checkpointing, alike on every rank
+            mine = idx
+            if self.dist.size > 1:  # then each rank splits its own share under the agreed model
+                self.agree_memory()
+                mine = self.dist.share(idx, self._lengths)
+                sizes = memory.split_step(self, mine)
             try:
                 # every rank computes its share; the sum over ranks is the whole step's
                 loss, ntoks, grad = self.dist.step_sum(lambda m=mine, s=sizes: self.gradient(m, s),
