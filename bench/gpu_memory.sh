@@ -6,7 +6,8 @@
 # --grad-checkpoint), and a bare compiled MLX loop. A first short farensed run compiles MLX's
 # kernels (~170 s on a fresh CUDA machine) so that the measured runs do not pay for it.
 # Results land in $OUT: bench.txt (the table), bench.json (every figure, saved after each run),
-# build.txt, nvidia-smi.txt.
+# build.txt, nvidia-smi.txt. MLX's compiled CUDA kernels (/tmp/mlx) come back as $OUT/ptx.tgz; put it in
+# bench/device-inputs/ and a later machine starts with them (the first compile then takes seconds, not minutes).
 #
 # Here first:   ../shared/gpu/stage first|second (see ../shared/gpu/README.md), bench/gpu_prepare.sh
 # On the device (carry .device and bench/device-inputs), from the checkout root:
@@ -20,10 +21,10 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 OUT=${OUT:-bench/results/gpu}
 IN=${INPUTS:-bench/device-inputs}
-STEPS=${STEPS:-30}           # steps a run (effective batch 8); the first 10 are not measured
+STEPS=${STEPS:-40}           # steps a run (effective batch 8); the first 10 are not measured
 WARMUP=${WARMUP:-6}          # steps of the first, compiling run
 BUDGET=${BUDGET:-12}         # memory.budget_gb
-LIMIT=${LIMIT:-480}          # seconds for all of it (device-setup comes before); what has finished is in $OUT
+LIMIT=${LIMIT:-540}          # seconds for all of it (device-setup comes before); what has finished is in $OUT
 MODEL=${MODEL_DIR:-/tmp/m7b4${SMALL:+-small}}
 mkdir -p "$OUT"
 start=$(date +%s)
@@ -31,6 +32,7 @@ start=$(date +%s)
 if [ ! -f "$MODEL/config.json" ]; then
   $PY "$IN/build_7b_shape.py" "$IN/tokenizer" "$MODEL" 2>&1 | tee "$OUT/build.txt"
 fi
+[ -f "$IN/ptx.tgz" ] && [ ! -d /tmp/mlx ] && tar xzf "$IN/ptx.tgz" -C /tmp && echo "MLX kernels from $IN/ptx.tgz"
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi") > "$OUT/nvidia-smi.txt" 2>&1
 left=$(( LIMIT - ($(date +%s) - start) ))
 echo "model ready after $(( $(date +%s) - start )) s; $left s left for the benchmark" | tee "$OUT/bench.txt"
@@ -38,3 +40,4 @@ timeout --signal=INT --kill-after=10 "$left" $PY bench/worker_bench.py --model "
   --data "$IN/mirobaldo-3.0.jsonl" --budget-gb "$BUDGET" --guide --steps "$STEPS" --warmup-steps "$WARMUP" \
   --no-restart --json "$OUT/bench.json" 2>&1 | tee -a "$OUT/bench.txt"
 echo "total $(( $(date +%s) - start )) s" | tee -a "$OUT/bench.txt"
+[ -d /tmp/mlx ] && tar czf "$OUT/ptx.tgz" -C /tmp mlx

@@ -55,8 +55,9 @@ def widest_first(dataset, batch_size, max_seq_length, loop=False, **kw):
     yield max(trainer.iterate_batches(dataset, batch_size, max_seq_length, **kw), key=lambda b: b[0].shape[1])
     yield from trainer.iterate_batches(dataset, batch_size, max_seq_length, loop=True, **kw)
 lora.get_reporting_callbacks = lambda *a, **k: Report()
-lora.train = functools.partial(trainer.train, iterate_batches=widest_first)
-sys.argv = ["mlx_lm.lora"] + sys.argv[1:]
+if sys.argv[1] == "--widest-first":
+    lora.train = functools.partial(trainer.train, iterate_batches=widest_first)
+sys.argv = ["mlx_lm.lora"] + sys.argv[2:]
 lora.main()
 """
 
@@ -118,14 +119,15 @@ def run_farensed(a, tmp: Path, name: str, budget: float | None = None) -> dict:
             "seconds_per_step": 1 / rate}
 
 
-def run_mlx_lm(a, tmp: Path, batch: int, checkpoint: bool) -> dict:
+def run_mlx_lm(a, tmp: Path, batch: int, checkpoint: bool, widest_first: bool = True) -> dict:
     out = tmp / f"mlx_lm_{batch}{'_gc' if checkpoint else ''}"
     cfg = tmp / "lora.yaml"
     cfg.write_text(json.dumps({"lora_parameters": {"rank": 8, "scale": 16.0, "dropout": 0.0, "keys": KEYS}}))
     accumulation = max(a.batch * a.accumulation // batch, 1)
     iters = a.steps * accumulation
     report = max(a.log_every * accumulation, 1)
-    cmd = [sys.executable, "-c", MLX_LM_DRIVER, "--model", str(a.model), "--train", "--data", str(a.data_dir),
+    cmd = [sys.executable, "-c", MLX_LM_DRIVER, "--widest-first" if widest_first else "--as-is",
+           "--model", str(a.model), "--train", "--data", str(a.data_dir),
            "--batch-size", str(batch), "--grad-accumulation-steps", str(accumulation), "--iters", str(iters),
            "--max-seq-length", str(a.max_seq), "--num-layers", str(a.lora_layers), "--learning-rate", str(a.lr),
            "--optimizer", a.optimizer, "--steps-per-report", str(report), "--steps-per-eval", "1000000",
@@ -134,8 +136,8 @@ def run_mlx_lm(a, tmp: Path, batch: int, checkpoint: bool) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True)
     if proc.returncode != 0:
-        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1][:200], "batch": batch,
-                "checkpoint": checkpoint}
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"error": lines[-1][:200], "tail": lines[-40:], "batch": batch, "checkpoint": checkpoint}
     reports = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
     steady = reports[1:] or reports
     its = median(r["iterations_per_second"] for r in steady)

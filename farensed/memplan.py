@@ -1,10 +1,14 @@
 """Micro-batches by memory (pure): a step's examples split so that each micro-batch fits.
 
 Memory is spent per token, not per example: a micro-batch allocates rows x padded width
-tokens, and its peak is modelled as base + per_token x tokens for each checkpointing mode
-(measured by the worker on the job's own data). A step keeps its examples, in their order;
-the split only decides where micro-batches end: short steps wide, long steps narrow. Every
-function here is a plain function of its arguments, so a resumed run splits the same way.
+tokens. The worker measures peaks on the job's own micro-batches (memory.py); between and
+below measured sizes a micro-batch is predicted to need what the next larger measured one
+did, above them a fitted line adds per_token for each further token, and sizes between the
+largest that fitted and the smallest that did not are capped (token_cap). No single line is
+trusted: on CUDA the peak is not linear in tokens (measured on an H200: 512 tokens 10.6 GiB,
+768 13.8, 1024 13.4-13.9). A step keeps its examples, in their order; the split only decides
+where micro-batches end: short steps wide, long steps narrow. Every function here is a plain
+function of its arguments, so a resumed run splits the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from .formats import Downshift, MemoryMode, MemoryModel, ProbePoint
 PAD_TO = 32  # inputs are padded to a multiple of this: fewer distinct shapes for mx.compile
 MARGIN = 0.05  # plans fill the budget less this share: room for what the probe did not see
 PREFER_PLAIN = 1.15  # checkpointing only when estimated this much faster: its times are the noisier
+CHECKPOINT_COST = 1.25  # checkpointing recomputes every block's forward: at least this much time a token
 GB = 1024**3
 
 
@@ -31,10 +36,26 @@ def mode(model: MemoryModel, gc: bool | None = None) -> MemoryMode | None:
 
 
 def predict(m: MemoryMode, tokens: int) -> float | None:
-    """Predicted peak bytes of a micro-batch of `tokens`, None when the mode was not measured."""
+    """Predicted peak bytes of a micro-batch of `tokens`, None when the mode was not measured:
+    the most any measured micro-batch up to the next larger measured one peaked at (below the
+    smallest, the line when it says less); above the largest, its peak plus per_token a token."""
     if m.base_bytes is None or m.per_token_bytes is None:
         return None
-    return m.base_bytes + m.per_token_bytes * tokens
+    line = m.base_bytes + m.per_token_bytes * tokens
+    pts = sorted((p.rows * p.width, p.peak_bytes) for p in m.points)
+    if not pts:
+        return line
+    if tokens <= pts[0][0]:
+        return min(line, float(pts[0][1]))
+    upto = next((t for t, _ in pts if t >= tokens), None)
+    if upto is not None:
+        return float(max(peak for t, peak in pts if t <= upto))
+    return max(peak for _, peak in pts) + m.per_token_bytes * (tokens - pts[-1][0])
+
+
+def line(m: MemoryMode, tokens: int) -> float:
+    """The fitted line alone (0 when not measured): what the probe trusts before measuring a size."""
+    return (m.base_bytes or 0.0) + (m.per_token_bytes or 0.0) * tokens
 
 
 def fits(model: MemoryModel, rows: int, width: int, gc: bool | None = None) -> bool:
@@ -78,6 +99,30 @@ def shapes(lengths: Sequence[int], sizes: Sequence[int], max_seq_length: int) ->
         out.append((rows, padded_width(max(lengths[i:i + rows]), max_seq_length)))
         i += rows
     return out
+
+
+def candidate_shapes(steps: Sequence[Sequence[int]], rows_cap: int,
+                     max_seq_length: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """Every (rows, padded width) a split of these steps can form, each with where it first
+    occurs (step index, first example): consecutive examples of one step, up to rows_cap."""
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for s, lengths in enumerate(steps):
+        for i in range(len(lengths)):
+            longest = 0
+            for r in range(1, min(rows_cap, len(lengths) - i) + 1):
+                longest = max(longest, lengths[i + r - 1])
+                found.setdefault((r, padded_width(longest, max_seq_length)), (s, i))
+    return found
+
+
+def next_probe(shapes: Sequence[tuple[int, int]], fit: int, over: int | None, first: bool) -> tuple[int, int] | None:
+    """The next shape to measure between the most tokens known to fit and the fewest known not
+    to: the largest first (one measurement when everything fits), then halving the interval."""
+    open_ = sorted((s for s in shapes if fit < s[0] * s[1] and (over is None or s[0] * s[1] < over)),
+                   key=lambda s: (s[0] * s[1], s[1]))
+    if not open_:
+        return None
+    return open_[-1] if first else open_[len(open_) // 2]
 
 
 def largest_tokens(model: MemoryModel, steps: Sequence[Sequence[int]], gc: bool | None = None) -> int:
@@ -136,11 +181,11 @@ def fit_time(points: Sequence[ProbePoint]) -> tuple[float, float] | None:
     return max(ms - slope * mt, 0.0), slope
 
 
-def measured(gc: bool, points: list[ProbePoint], floor_bytes: float) -> MemoryMode:
+def measured(gc: bool, points: list[ProbePoint], floor_bytes: float, token_cap: int | None = None) -> MemoryMode:
     base, per_token = fit_line(points, floor_bytes)
     t = fit_time(points)
     return MemoryMode(grad_checkpoint=gc, base_bytes=base, per_token_bytes=per_token, points=points,
-                      seconds_base=t[0] if t else None, seconds_per_token=t[1] if t else None)
+                      seconds_base=t[0] if t else None, seconds_per_token=t[1] if t else None, token_cap=token_cap)
 
 
 def epoch_seconds(model: MemoryModel, gc: bool, steps: Sequence[Sequence[int]]) -> float | None:
@@ -156,6 +201,20 @@ def epoch_seconds(model: MemoryModel, gc: bool, steps: Sequence[Sequence[int]]) 
         total += sum(m.seconds_base + m.seconds_per_token * r * w
                      for r, w in shapes(lengths, sizes, model.max_seq_length))
     return total
+
+
+def checkpointing_could_win(model: MemoryModel, steps: Sequence[Sequence[int]]) -> bool:
+    """Whether checkpointing could be worth measuring: even at its best (every step at full width,
+    each token CHECKPOINT_COST times the plain time) it must beat the plain plan by PREFER_PLAIN."""
+    plain, m = epoch_seconds(model, False, steps), mode(model, False)
+    if plain is None or m is None or m.seconds_per_token is None:
+        return True
+    best = 0.0
+    for lengths in steps:
+        full = [min(model.rows_cap, len(lengths) - i) for i in range(0, len(lengths), model.rows_cap)]
+        best += sum(m.seconds_base + m.seconds_per_token * CHECKPOINT_COST * r * w
+                    for r, w in shapes(lengths, full, model.max_seq_length))
+    return best * PREFER_PLAIN < plain
 
 
 def choose(model: MemoryModel, steps: Sequence[Sequence[int]]) -> MemoryModel:

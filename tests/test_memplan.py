@@ -161,3 +161,57 @@ def test_describe_says_budget_line_choice_and_cost():
 def test_the_plan_imports_neither_mlx_nor_numpy():
     code = "import sys, farensed.memplan; assert 'mlx' not in sys.modules and 'numpy' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def _cuda_like() -> MemoryMode:
+    """Peaks as an H200 measured them (GiB): not a line in tokens, flat from 768 to 1024."""
+    gib = 1024**3
+    pts = [ProbePoint(rows=1, width=512, peak_bytes=int(10.6 * gib)),
+           ProbePoint(rows=3, width=256, peak_bytes=int(13.8 * gib)),
+           ProbePoint(rows=4, width=256, peak_bytes=int(13.9 * gib)),
+           ProbePoint(rows=1, width=128, peak_bytes=int(4.6 * gib))]
+    base, per_token = memplan.fit_line(pts, 4.0 * gib)
+    return MemoryMode(grad_checkpoint=False, base_bytes=base, per_token_bytes=per_token, points=pts)
+
+
+def test_between_measured_sizes_a_micro_batch_is_predicted_at_the_next_larger_one():
+    m, gib = _cuda_like(), 1024**3
+    # Then measured sizes are predicted at what they peaked at, sizes between at the next larger one
+    assert memplan.predict(m, 512) == int(10.6 * gib) and memplan.predict(m, 600) == int(13.8 * gib)
+    assert memplan.predict(m, 200) == int(10.6 * gib)
+    # And the prediction never falls as tokens grow (the 1024-token point is not below the 768 one)
+    preds = [memplan.predict(m, t) for t in range(64, 2049, 32)]
+    assert preds == sorted(preds)
+    # And above the largest measured size it grows by the fitted per-token cost
+    assert memplan.predict(m, 1124) == int(13.9 * gib) + 100 * m.per_token_bytes
+    # And below the smallest it is the line when the line says less than that point
+    assert memplan.predict(m, 64) == min(memplan.line(m, 64), int(4.6 * gib))
+
+
+def test_the_probe_tries_the_largest_shape_first_then_halves_between_fit_and_over():
+    steps = [[100, 110, 120, 130], [400, 410, 420, 500]]
+    shapes = memplan.candidate_shapes(steps, rows_cap=4, max_seq_length=512)
+    # Then every shape of consecutive examples of one step is a candidate, with where it first occurs
+    assert shapes[(4, 512)] == (1, 0) and shapes[(1, 128)] == (0, 0) and shapes[(2, 128)] == (0, 0)
+    assert all(r * w <= 4 * 512 for r, w in shapes)
+    # When nothing is known beyond one 512-token example, Then the largest shape comes first
+    assert memplan.next_probe(list(shapes), fit=512, over=None, first=True) == (4, 512)
+    # And once it did not fit, the next one lies halfway between (by count of shapes), above 512 tokens
+    nxt = memplan.next_probe(list(shapes), fit=512, over=2048, first=False)
+    assert 512 < nxt[0] * nxt[1] < 2048
+    # And when no shape lies between, the search is over
+    assert memplan.next_probe([(1, 512), (2, 512)], fit=512, over=1024, first=False) is None
+
+
+def test_checkpointing_is_not_worth_measuring_when_even_its_best_case_is_slower():
+    steps = [[500] * 8] * 10
+    # Given no fixed cost a micro-batch (a device that is not idle on small ones): narrow costs nothing
+    def plain(seconds_base: float) -> MemoryModel:
+        return _model(modes=[MemoryMode(grad_checkpoint=False, base_bytes=100 * MB, per_token_bytes=1.0 * MB,
+                                        seconds_base=seconds_base, seconds_per_token=0.001)])
+
+    assert memplan.split(plain(0.0), [500] * 8) == [2, 2, 2, 2]
+    assert not memplan.checkpointing_could_win(plain(0.0), steps)
+    # Given 3 s a micro-batch: four narrow micro-batches a step (16.1 s) against two wide ones
+    # with checkpointing at best (11.1 s) could lose: it is worth measuring
+    assert memplan.checkpointing_could_win(plain(3.0), steps)

@@ -138,9 +138,11 @@ def _seeded(tmp_path, name: str, model: MemoryModel, budget: float):
 
 
 def test_a_budget_overrun_corrects_the_model_redoes_the_step_and_short_steps_stay_wide(budgeted, tmp_path):
-    # Given a run whose saved memory model says a token costs half what it does
+    # Given a run whose saved memory model says a token costs half what it does (a line alone,
+    # without the measured points and the cap that would otherwise hold it)
     true = _state(budgeted).memory_model
-    wrong = true.model_copy(update={"modes": [m.model_copy(update={"per_token_bytes": m.per_token_bytes / 2})
+    wrong = true.model_copy(update={"modes": [m.model_copy(update={"per_token_bytes": m.per_token_bytes / 2,
+                                                                   "points": [], "token_cap": None})
                                               for m in true.modes]})
     run = _seeded(tmp_path, "wrong", wrong, _budget(budgeted))  # the same settings: the model is used
     # When it trains
@@ -196,9 +198,10 @@ def test_a_budget_smaller_than_the_model_fails_before_training_saying_so(tmp_pat
 
 
 def test_a_budget_too_small_for_one_long_example_fails_saying_what_would_fit(budgeted, tmp_path):
-    # Given a budget above the model itself that holds 64 tokens with checkpointing, not one longest example
-    gc = memplan.mode(_state(budgeted).memory_model, True)
-    usable = gc.base_bytes + 64 * gc.per_token_bytes
+    # Given a budget above the model itself that holds 16 tokens without checkpointing: not one
+    # longest example (96 tokens), with checkpointing (a fraction of the memory a token) either
+    plain = memplan.mode(_state(budgeted).memory_model, False)
+    usable = plain.base_bytes + 16 * plain.per_token_bytes
     run = make_run(tmp_path, "small", _job(budget_gb=usable / (1 - memplan.MARGIN) / GB))
     # When it runs, Then it fails before training with the largest max_seq_length and the smallest budget
     assert run_worker(run) == EXIT_BAD_JOB

@@ -47,7 +47,7 @@ def settings_key(spec: JobSpec, model_path: str, fingerprint: str, compile: bool
         device = str(mx.default_device())
     info = {"model": model_path, "lora": spec.lora.model_dump(), "max_seq_length": spec.training.max_seq_length,
             "batch_size": spec.training.batch_size, "memory": spec.memory.model_dump(), "data": fingerprint,
-            "compile": compile, "mlx": mx.__version__, "device": device}
+            "compile": compile, "mlx": mx.__version__, "device": device, "plan": 2}  # plan: how models are measured
     return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -89,53 +89,61 @@ def _arrays(tr, idx: np.ndarray):
     return tuple(mx.array(a) for a in batching.padded(tr.train, idx, tr.spec.training.max_seq_length))
 
 
-def _measure(tr, idx: np.ndarray) -> ProbePoint | None:
-    """The peak of one micro-batch (its first call, which also compiles it)."""
+def _measure(tr, idx: np.ndarray, usable: int) -> tuple[ProbePoint | None, float]:
+    """One real micro-batch: its first call (which also compiles it) and, when that stayed within
+    `usable`, a second one for the steady peak and the time (on CUDA a later call peaks higher
+    than the first: the host runs further ahead of the device). The point (None when MLX ran out
+    of memory) and the first call's excess over the second (compiling)."""
     arrays = _arrays(tr, idx)
-    if (ran := _run(tr, arrays)) is None:
-        return None
-    return ProbePoint(rows=int(arrays[2].shape[0]), width=int(arrays[2].shape[1]), peak_bytes=int(ran[0]))
+    rows, width = (int(n) for n in arrays[2].shape)
+    first = _run(tr, arrays)
+    if first is None:
+        return None, 0.0
+    point = ProbePoint(rows=rows, width=width, peak_bytes=int(first[0]))
+    if first[0] > usable:
+        return point, 0.0
+    again = _run(tr, arrays)
+    if again is None:
+        return point.model_copy(update={"peak_bytes": max(int(first[0]), usable + 1)}), 0.0
+    return (point.model_copy(update={"peak_bytes": int(max(first[0], again[0])), "seconds": again[1]}),
+            max(first[1] - again[1], 0.0))
 
 
-def _timed(tr, idx: np.ndarray, point: ProbePoint) -> ProbePoint:
-    """The same micro-batch again, compiled now: its time."""
-    ran = _run(tr, _arrays(tr, idx))
-    return point if ran is None else point.model_copy(update={"seconds": ran[1],
-                                                              "peak_bytes": max(point.peak_bytes, int(ran[0]))})
-
-
-def _probe_sets(tr) -> tuple[np.ndarray, np.ndarray]:
-    """The longest examples (longest first) and the examples of the step with the shortest width."""
-    longest = np.argsort(-tr._lengths, kind="stable")
-    shortest_step = min(tr.plan(0), key=lambda idx: (int(tr._lengths[idx].max()), len(idx)))
-    return longest, shortest_step
-
-
-def measure_mode(tr, model: MemoryModel, gc: bool) -> MemoryMode:
-    """Measure one checkpointing mode: the longest example alone, as many of the longest as that
-    says fit, the shortest step as wide as fits; fit the line. Only the smallest and the largest
-    are timed (a second call), with the shortest example alone as the small one when they are close."""
+def measure_mode(tr, model: MemoryModel, gc: bool) -> tuple[MemoryMode, float]:
+    """Measure one checkpointing mode on the job's own micro-batches: the longest example alone,
+    then the largest shape the job's steps can form, then halving between the most tokens that
+    fitted and the fewest that did not, trying only shapes whose fitted line stays within the
+    budget (a probe must not itself run far over it). No micro-batch above the largest fitted is
+    planned (token_cap) unless the largest shape fitted. Returns the mode and the first call's
+    compiling seconds (not the probe's cost: the first step would have paid them)."""
     tr.set_memory(model.model_copy(update={"grad_checkpoint": gc}))
-    floor = _floor_bytes(tr)
-    longest, short = _probe_sets(tr)
-    first = _measure(tr, longest[:1])
+    floor, usable, budget = _floor_bytes(tr), model.usable_bytes, model.budget_bytes
+    steps, plan = tr.step_lengths(0), tr.plan(0)
+    where = memplan.candidate_shapes(steps, model.rows_cap, model.max_seq_length)
+    longest = np.argsort(-tr._lengths, kind="stable")
+    first, compiling = _measure(tr, longest[:1], usable)
     if first is None:  # MLX out of memory on one example: this mode cannot run the longest steps
-        width = memplan.padded_width(int(tr._lengths[longest[0]]), model.max_seq_length)
-        return MemoryMode(grad_checkpoint=gc, token_cap=width - 1)
-    found = [(longest[:1], first)]
-    for pick in (lambda m: longest[:memplan.rows_at(m, first.width, gc)],
-                 lambda m: short[:memplan.rows_at(m, _width(tr, short), gc)]):
-        idx = pick(_replace(model, memplan.measured(gc, [p for _, p in found], floor)))
-        if len(idx) and (len(idx), _width(tr, idx)) not in {(p.rows, p.width) for _, p in found}:
-            if (point := _measure(tr, idx)) is not None:
-                found.append((idx, point))
-    found.sort(key=lambda f: f[1].rows * f[1].width)
-    small, large = found[0], found[-1]
-    if large[1].rows * large[1].width < 1.5 * small[1].rows * small[1].width and _width(tr, longest[-1:]) < first.width:
-        small = (longest[-1:], _measure(tr, longest[-1:]))  # a well-spread pair for the time per token
-    pairs = [large] if small[1] is None or small is large else [small, large]
-    points = [p for _, p in found if all(p is not f[1] for f in pairs)] + [_timed(tr, *f) for f in pairs]
-    return memplan.measured(gc, points, floor)
+        return MemoryMode(grad_checkpoint=gc, token_cap=_width(tr, longest[:1]) - 1), compiling
+    points = [first]
+    tokens = first.rows * first.width
+    fit, over = (tokens, None) if first.peak_bytes <= usable else (0, tokens)
+    for round_ in range(len(where)):
+        line = memplan.measured(gc, points, floor)
+        safe = [s for s in where if memplan.line(line, s[0] * s[1]) <= budget]
+        shape = memplan.next_probe(safe, fit, over, first=round_ == 0)
+        if shape is None:
+            break
+        step, at = where[shape]
+        point, _ = _measure(tr, plan[step][at:at + shape[0]], usable)
+        if point is not None:
+            points.append(point)
+        tokens = shape[0] * shape[1]
+        if point is not None and point.peak_bytes <= usable:
+            fit = max(fit, tokens)
+        else:
+            over = tokens if over is None else min(over, tokens)
+    cap = None if fit >= max(r * w for r, w in where) else fit or over - 1  # none fitted: below the smallest over
+    return memplan.measured(gc, points, floor, token_cap=cap), compiling
 
 
 def _width(tr, idx: np.ndarray) -> int:
@@ -146,11 +154,12 @@ def _replace(model: MemoryModel, m: MemoryMode) -> MemoryModel:
     return model.model_copy(update={"modes": [x for x in model.modes if x.grad_checkpoint != m.grad_checkpoint] + [m]})
 
 
-def with_mode(tr, model: MemoryModel, gc: bool) -> MemoryModel:
-    """`model` with the mode `gc` added: measured when there is a budget, else plain."""
-    m = measure_mode(tr, model, gc) if model.budget_bytes else MemoryMode(grad_checkpoint=gc)
+def with_mode(tr, model: MemoryModel, gc: bool) -> tuple[MemoryModel, float]:
+    """`model` with the mode `gc` added: measured when there is a budget, else plain; and the
+    seconds its first call spent compiling."""
+    m, compiling = measure_mode(tr, model, gc) if model.budget_bytes else (MemoryMode(grad_checkpoint=gc), 0.0)
     tr.set_memory(model)  # measuring switched the trainer's mode
-    return _replace(model, m)
+    return _replace(model, m), compiling
 
 
 def _full_width(model: MemoryModel, steps) -> bool:
@@ -158,38 +167,49 @@ def _full_width(model: MemoryModel, steps) -> bool:
                for s in steps)
 
 
-def establish(tr, model: MemoryModel, log) -> MemoryModel:
+def establish(tr, model: MemoryModel, log) -> tuple[MemoryModel, float]:
     """Measure the model (only with a budget): a bad job when the budget cannot hold the model,
-    or one example of the longest bucket even with checkpointing."""
+    or one example of the longest bucket even with checkpointing. Also returns the seconds the
+    probe's first call spent compiling MLX's kernels (the first step would have paid them)."""
     if not model.budget_bytes:
-        return model
+        return model, 0.0
     t0, steps, spec = time.monotonic(), tr.step_lengths(0), tr.spec
     floor = _floor_bytes(tr)
     if floor > model.budget_bytes:
         raise BadJob(f"memory.budget_gb {spec.memory.budget_gb:g} is smaller than the model itself: its weights,"
                      f" adapters and optimizer state take {floor / GB:.2f} GB before any example; set budget_gb to"
                      f" well above that, or use a smaller (4-bit) model")
-    model = with_mode(tr, model, spec.memory.grad_checkpoint)
+    model, compiling = with_mode(tr, model, spec.memory.grad_checkpoint)
+    skipped = None
     if not spec.memory.grad_checkpoint and not _full_width(model, steps):
-        model = with_mode(tr, model, True)  # narrower without: is checkpointing with wider ones faster?
+        if memplan.checkpointing_could_win(model, steps):  # narrower without: is checkpointing with wider ones faster?
+            model, more = with_mode(tr, model, True)
+            compiling += more
+        else:
+            skipped = memplan.epoch_seconds(model, False, steps)
     model = memplan.choose(model, steps)
+    if skipped is not None and not model.grad_checkpoint:
+        model = model.model_copy(update={"why": f"checkpointing off: not measured, as it could not be"
+                                                f" {memplan.PREFER_PLAIN - 1:.0%} faster: an epoch takes an"
+                                                f" estimated {skipped:.1f} s without it, and it recomputes every"
+                                                f" block's forward"})
     if any(memplan.split(model, s) is None for s in steps):
         raise BadJob(memplan.too_small(model, int(tr._lengths.max())))
-    model = model.model_copy(update={"probe_seconds": round(time.monotonic() - t0, 3)})
+    model = model.model_copy(update={"probe_seconds": round(time.monotonic() - t0 - compiling, 3)})
     epoch = memplan.epoch_seconds(model, model.grad_checkpoint, steps) or 0.0
     job = epoch * tr.total / max(tr.per_epoch, 1)
     share = round(model.probe_seconds / job, 4) if job else None
-    log.info("memory_measured", seconds=model.probe_seconds, share_of_job=share,
+    log.info("memory_measured", seconds=model.probe_seconds, share_of_job=share, compile_seconds=round(compiling, 3),
              estimated_job_seconds=round(job, 1), grad_checkpoint=model.grad_checkpoint, why=model.why,
-             model=memplan.describe(model))
-    return model
+             points=sum(len(m.points) for m in model.modes), model=memplan.describe(model))
+    return model, compiling
 
 
 def ensure_measured(tr, model: MemoryModel) -> MemoryModel:
     """After the daemon's ladder switched checkpointing on: that mode measured, if there is a budget."""
     m = memplan.mode(model)
     if model.budget_bytes and (m is None or m.base_bytes is None):
-        measured = with_mode(tr, model, model.grad_checkpoint)
+        measured, _ = with_mode(tr, model, model.grad_checkpoint)
         return _replace(model, memplan.mode(measured).model_copy(update={"token_cap": m.token_cap if m else None}))
     return model
 
@@ -211,7 +231,7 @@ def use_checkpointing(tr, why: str) -> None:
     """The ladder's last rung (measured first when there is a budget and it was not yet)."""
     model = tr.memory
     if memplan.mode(model, True) is None:
-        model = with_mode(tr, model, True)
+        model, _ = with_mode(tr, model, True)
     tr.log.warning("grad_checkpoint_on", step=tr.p.step + 1, why=why)
     tr.set_memory(model.model_copy(update={"grad_checkpoint": True, "why": f"checkpointing on: {why}"}))
 

@@ -119,44 +119,33 @@ class Trainer:
     # --- one step -------------------------------------------------------------------
     def gradient(self, idx: np.ndarray, sizes: list[int]):
         """Summed loss, target count and summed gradient of the examples `idx`, in micro-batches of
-        `sizes`. With a budget every micro-batch is measured as it ends; without one they are queued
-        (async) so the device never waits for Python between them."""
+        `sizes`, queued (async) so the device never waits for Python between them. With a budget
+        the step's peak is then held against it: over it, the step's largest micro-batch is blamed
+        (the model is corrected and the step redone; nothing was applied)."""
         mx.random.seed(self.spec.training.seed * 1_000_003 + self.p.step)
         acc, loss, ntoks, self.step_peak = None, mx.array(0.0), mx.array(0.0), 0
         mx.reset_peak_memory()
         try:
             for mb in batching.micro_batches(idx, sizes):
                 inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
-                self._current = mask.shape
                 if acc is None:
                     self.faults.at_step(self.p.step + 1)
                 part, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
                 loss, ntoks = loss + part, ntoks + n
-                if self.budget:
-                    self._measured(mask.shape, part, n, acc)
-                else:
-                    mx.async_eval(loss, ntoks, acc)
+                mx.async_eval(loss, ntoks, acc)
             mx.eval(loss, ntoks, acc)
         except RuntimeError as e:
             if oom.is_oom_message(str(e)):
-                largest = self._largest(idx, sizes)
-                rows, width = largest if not self.budget else self._current
-                raise OutOfMemory(str(e).splitlines()[0], "runtime_error", rows, width,
-                                  largest=largest[0] * largest[1]) from None
+                rows, width = self._largest(idx, sizes)
+                raise OutOfMemory(str(e).splitlines()[0], "runtime_error", rows, width) from None
             raise
-        self.step_peak = max(self.step_peak, mx.get_peak_memory())
+        self.step_peak = mx.get_peak_memory()
+        if self.budget and self.step_peak > self.budget:
+            rows, width = self._largest(idx, sizes)
+            raise OutOfMemory(f"peak memory {self.step_peak / GB:.4g} GB over the budget {self.budget / GB:.4g} GB"
+                              f" in a step whose largest micro-batch was {rows} x {width} tokens", "budget",
+                              rows, width, self.step_peak)
         return loss, ntoks, acc
-
-    def _measured(self, shape, *arrays) -> None:
-        """Evaluate one micro-batch and hold its peak against the budget."""
-        mx.eval(*arrays)
-        peak = mx.get_peak_memory()
-        self.step_peak = max(self.step_peak, peak)
-        mx.reset_peak_memory()
-        if peak > self.budget:
-            rows, width = shape
-            raise OutOfMemory(f"peak memory {peak / GB:.4g} GB over the budget {self.budget / GB:.4g} GB"
-                              f" at micro-batch {rows} x {width} tokens", "budget", rows, width, peak)
 
     def _largest(self, idx: np.ndarray, sizes: list[int]) -> tuple[int, int]:
         """The micro-batch of a step with the most tokens: the one blamed when queued work runs out of memory."""
