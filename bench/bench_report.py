@@ -32,8 +32,9 @@ def _ratio(name: str, num: float | None, den: float | None, target: str) -> str:
 
 
 def print_report(a, res: dict) -> None:
-    f, fb, ref = res["farensed"], res.get("farensed_budget"), res["references"]
-    mlx = res["mlx_lm"]
+    f, fb = res["farensed"], res.get("farensed_budget")
+    ref = res.get("references") or {"bare": None, "fit": {"no_checkpoint": {}, "checkpoint": {}}}
+    mlx = res.get("mlx_lm") or {}
     if "warmup" in res:
         print(f"first process (compiling MLX's kernels at first use, {a.warmup_steps} steps):"
               f" {res['warmup']['wall']:.0f} s\n")
@@ -51,7 +52,8 @@ def print_report(a, res: dict) -> None:
             guide = GUIDE_STEPS * fb["seconds_per_step"]
             print(f"{'':46}probe {probe['seconds']:.2f} s = {probe['seconds'] / guide:.2%} of a guide-size job"
                   f" ({GUIDE_STEPS} steps at this speed, {guide:.0f} s)")
-    print(_line(f"mlx_lm lora {mlx.get('batch', a.batch)}x{mlx.get('accumulation', a.accumulation)}, no budget", mlx))
+    print(_line(f"mlx_lm lora {mlx.get('batch', a.batch)}x{mlx.get('accumulation', a.accumulation)}, no budget",
+                mlx or None))
     for gc in ("no_checkpoint", "checkpoint"):
         peaks = ref["fit"][gc]
         if peaks:
@@ -64,11 +66,14 @@ def print_report(a, res: dict) -> None:
         gc = " --grad-checkpoint" if r["checkpoint"] else ""
         label = f"mlx_lm lora {r['batch']}x{r.get('accumulation', '?')}{gc}"
         fits = "error" not in r and r["peak_gib"] <= a.budget_gb
+        for o in r.get("over_in_run", []):
+            print(f"{'':46}batch {o['batch']}{gc}: peaked at {o['peak_gib'] or 0:.2f} GiB in its run, over the"
+                  f" budget ({o['examples_per_sec'] or 0:.2f} examples/s)")
         note = "" if fits else " by its probe; OVER in the run"
         print(_line(label, r, f"largest batch that fits {a.budget_gb:g} GiB{note}"))
         if fits and (best is None or r["examples_per_sec"] > best["examples_per_sec"]):
             best = r  # only a run whose own peak stayed within the budget counts
-    if a.budget_gb and not (res.get("mlx_lm_fit_plain") or res.get("mlx_lm_fit_gc")):
+    if a.budget_gb and mlx and not (res.get("mlx_lm_fit_plain") or res.get("mlx_lm_fit_gc")):
         print(f"{'mlx_lm lora':44}  no batch size in {a.mlx_lm_batches} fits {a.budget_gb:g} GiB")
     print(_line(f"bare compiled MLX loop {a.batch}x{a.accumulation}", ref["bare"]))
     print("\nratios (examples/s):")
@@ -77,8 +82,8 @@ def print_report(a, res: dict) -> None:
         print(_ratio("farensed budgeted / best mlx_lm lora that fits", fb["examples_per_sec"],
                      best and best["examples_per_sec"], ">= 1.3"))
     print(_ratio("farensed unbudgeted / mlx_lm lora", f["examples_per_sec"], mlx.get("examples_per_sec"), ">= 1.15"))
-    print(_ratio("farensed unbudgeted / bare compiled loop", f["examples_per_sec"], ref["bare"]["examples_per_sec"],
-                 ">= 0.95"))
+    print(_ratio("farensed unbudgeted / bare compiled loop", f["examples_per_sec"],
+                 ref["bare"] and ref["bare"]["examples_per_sec"], ">= 0.95"))
     share = f["checkpoint_seconds"] / f["train_seconds"]
     print(f"\ncheckpoints: {f['checkpoints']} written in {f['checkpoint_seconds']:.3f} s = {share:.2%} of"
           f" {f['train_seconds']:.1f} s training")

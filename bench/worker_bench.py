@@ -7,7 +7,8 @@ and BLAS (every process starts with farensed.blas.worker_env()). Prints side by 
 - farensed without a budget and with --budget-gb: examples/s, peak memory, the probe's cost,
   the checkpointing choice, step-downs and the distribution of splits;
 - `mlx_lm lora` at the job's batch (unbudgeted), and at the largest batch whose peak fits the
-  budget, with and without --grad-checkpoint (fit measured on mlx-lm's own widest batch);
+  budget, with and without --grad-checkpoint (from the largest whose peak on mlx-lm's own widest
+  batch fits, down until the run's own peak fits too);
 - a bare compiled MLX loop over farensed's own batches;
 - the ratios against the targets, checkpoint time as a share of training, restart to first step.
 
@@ -207,6 +208,7 @@ def parse(argv=None):
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--mlx-lm-batches", default="4,2,1", help="batch sizes tried for the mlx_lm configs that fit")
     ap.add_argument("--no-restart", action="store_true", help="skip the restart-to-first-step measurement")
+    ap.add_argument("--farensed-only", action="store_true", help="farensed's runs alone: no references, no mlx_lm")
     ap.add_argument("--json", type=Path, help="also write every figure here (after each run)")
     ap.add_argument("--warmup-steps", type=int, default=0, help="a first, unreported farensed run of this many"
                     " steps: MLX compiles its kernels at first use (minutes on a fresh CUDA machine)")
@@ -246,14 +248,22 @@ def stages(a, tmp: Path, res: dict):
     yield "farensed", lambda: run_farensed(a, tmp, "unbudgeted")
     if a.budget_gb:
         yield "farensed_budget", lambda: run_farensed(a, tmp, "budgeted", a.budget_gb)
+    if a.farensed_only:
+        return
     fit_batches = [int(b) for b in a.mlx_lm_batches.split(",") if b] if a.budget_gb else []
     yield "references", lambda: references(a, tmp, fit_batches)
     yield "mlx_lm", lambda: run_mlx_lm(a, tmp, a.batch, False)
     for gc in (False, True):
         def fit(gc=gc):
+            """From the largest batch whose probe peak fits, down until a run's own peak fits too."""
             peaks = res["references"]["fit"]["checkpoint" if gc else "no_checkpoint"]
-            fitting = [int(b) for b, p in peaks.items() if p <= a.budget_gb]
-            return run_mlx_lm(a, tmp, max(fitting), gc) if fitting else None
+            r, over = None, []
+            for b in sorted((int(b) for b, p in peaks.items() if p <= a.budget_gb), reverse=True):
+                r = run_mlx_lm(a, tmp, b, gc)
+                if "error" not in r and r["peak_gib"] <= a.budget_gb:
+                    break
+                over.append({"batch": b, "peak_gib": r.get("peak_gib"), "examples_per_sec": r.get("examples_per_sec")})
+            return r and {**r, "over_in_run": over}
         yield f"mlx_lm_fit_{'gc' if gc else 'plain'}", fit
     if not a.no_restart:
         yield "restart_seconds", lambda: restart_time(a, tmp)

@@ -60,8 +60,9 @@ class ProbePoint(Strict):
 
 
 class MemoryMode(Strict):
-    """What one checkpointing mode costs: peak ~ base + per_token x tokens (bytes), and
-    time ~ seconds_base + seconds_per_token x tokens, tokens = rows x padded width."""
+    """What one checkpointing mode costs, tokens = rows x padded width: the measured points (a
+    size is predicted to peak as the next larger measured one did), a line base + per_token x
+    tokens above them (bytes), a token cap, and time ~ seconds_base + seconds_per_token x tokens."""
 
     grad_checkpoint: bool
     base_bytes: float | None = None  # None: not measured (no budget)

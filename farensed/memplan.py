@@ -322,8 +322,13 @@ def describe(model: MemoryModel) -> str:
         parts.append(f"budget {model.budget_bytes / GB:.3g} GB ({(model.usable_bytes or 0) / GB:.3g} GB planned)")
     for m in model.modes:
         name = "with checkpointing" if m.grad_checkpoint else "without checkpointing"
-        text = name + (f": peak ~ {m.base_bytes / GB:.3g} GB + {m.per_token_bytes / 1024**2:.3g} MB/token"
-                       if m.base_bytes is not None else "")
+        text = name
+        if m.points:
+            shown = ", ".join(f"{p.rows * p.width} tokens {p.peak_bytes / GB:.3g} GB"
+                              for p in sorted(m.points, key=lambda p: p.rows * p.width))
+            text += f": measured {shown}; above those + {m.per_token_bytes / 1024**2:.3g} MB/token"
+        elif m.base_bytes is not None:
+            text += f": peak ~ {m.base_bytes / GB:.3g} GB + {m.per_token_bytes / 1024**2:.3g} MB/token"
         if m.token_cap is not None:
             text += f", at most {m.token_cap} tokens a micro-batch"
         parts.append(text)

@@ -215,3 +215,9 @@ def test_checkpointing_is_not_worth_measuring_when_even_its_best_case_is_slower(
     # Given 3 s a micro-batch: four narrow micro-batches a step (16.1 s) against two wide ones
     # with checkpointing at best (11.1 s) could lose: it is worth measuring
     assert memplan.checkpointing_could_win(plain(3.0), steps)
+
+
+def test_describe_lists_the_measured_sizes_when_there_are_points():
+    m = _model(modes=[_cuda_like().model_copy(update={"token_cap": 576})])
+    text = memplan.describe(m)
+    assert "measured 128 tokens 4.6 GB, 512 tokens 10.6 GB" in text and "at most 576 tokens a micro-batch" in text

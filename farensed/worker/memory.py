@@ -24,6 +24,8 @@ from . import batching
 from .model import BadJob
 
 GB = 1024**3
+MAX_PROBES = 4  # micro-batch shapes measured a mode, at most (the probe's cost: 2% of a guide-size job)
+CLOSE_ENOUGH = 1.15  # the search stops once the fewest tokens over is within this of the most that fit
 
 
 class OutOfMemory(FarensedError):
@@ -72,17 +74,23 @@ def _floor_bytes(tr) -> float:
 
 
 def _run(tr, arrays) -> tuple[int, float] | None:
-    """One forward + backward: (peak bytes, seconds); None when MLX ran out of memory."""
+    """Two micro-batches of these arrays as a step runs them (the second queued while the first
+    runs, adding to its gradient): (peak bytes, seconds a micro-batch); None when MLX ran out of memory."""
     mx.reset_peak_memory()
     t0 = time.perf_counter()
     try:
-        mx.eval(tr.fns.micro(*arrays, None))
+        _, _, acc = tr.fns.micro(*arrays, None)
+        mx.async_eval(acc)
+        out = tr.fns.micro(*arrays, acc)
+        mx.async_eval(out)
+        mx.eval(acc)
+        mx.eval(out)
     except RuntimeError as e:
         if oom.is_oom_message(str(e)):
             mx.clear_cache()
             return None
         raise
-    return mx.get_peak_memory(), time.perf_counter() - t0
+    return mx.get_peak_memory(), (time.perf_counter() - t0) / 2
 
 
 def _arrays(tr, idx: np.ndarray):
@@ -90,10 +98,10 @@ def _arrays(tr, idx: np.ndarray):
 
 
 def _measure(tr, idx: np.ndarray, usable: int) -> tuple[ProbePoint | None, float]:
-    """One real micro-batch: its first call (which also compiles it) and, when that stayed within
-    `usable`, a second one for the steady peak and the time (on CUDA a later call peaks higher
+    """One real micro-batch shape: a first run (which also compiles it) and, when that stayed within
+    `usable`, a second one for the steady peak and the time (on CUDA a later run peaks higher
     than the first: the host runs further ahead of the device). The point (None when MLX ran out
-    of memory) and the first call's excess over the second (compiling)."""
+    of memory) and the first run's excess over the second (compiling)."""
     arrays = _arrays(tr, idx)
     rows, width = (int(n) for n in arrays[2].shape)
     first = _run(tr, arrays)
@@ -106,16 +114,17 @@ def _measure(tr, idx: np.ndarray, usable: int) -> tuple[ProbePoint | None, float
     if again is None:
         return point.model_copy(update={"peak_bytes": max(int(first[0]), usable + 1)}), 0.0
     return (point.model_copy(update={"peak_bytes": int(max(first[0], again[0])), "seconds": again[1]}),
-            max(first[1] - again[1], 0.0))
+            2 * max(first[1] - again[1], 0.0))
 
 
 def measure_mode(tr, model: MemoryModel, gc: bool) -> tuple[MemoryMode, float]:
     """Measure one checkpointing mode on the job's own micro-batches: the longest example alone,
     then the largest shape the job's steps can form, then halving between the most tokens that
-    fitted and the fewest that did not, trying only shapes whose fitted line stays within the
-    budget (a probe must not itself run far over it). No micro-batch above the largest fitted is
-    planned (token_cap) unless the largest shape fitted. Returns the mode and the first call's
-    compiling seconds (not the probe's cost: the first step would have paid them)."""
+    fitted and the fewest that did not (until within CLOSE_ENOUGH, MAX_PROBES shapes at most),
+    trying only shapes whose fitted line stays within the budget (a probe must not itself run
+    far over it). No micro-batch above the largest fitted is planned (token_cap) unless the
+    largest shape fitted. Returns the mode and the first run's compiling seconds (not the
+    probe's cost: the first step would have paid them)."""
     tr.set_memory(model.model_copy(update={"grad_checkpoint": gc}))
     floor, usable, budget = _floor_bytes(tr), model.usable_bytes, model.budget_bytes
     steps, plan = tr.step_lengths(0), tr.plan(0)
@@ -127,7 +136,9 @@ def measure_mode(tr, model: MemoryModel, gc: bool) -> tuple[MemoryMode, float]:
     points = [first]
     tokens = first.rows * first.width
     fit, over = (tokens, None) if first.peak_bytes <= usable else (0, tokens)
-    for round_ in range(len(where)):
+    for round_ in range(MAX_PROBES - 1):
+        if over is not None and over <= fit * CLOSE_ENOUGH:
+            break
         line = memplan.measured(gc, points, floor)
         safe = [s for s in where if memplan.line(line, s[0] * s[1]) <= budget]
         shape = memplan.next_probe(safe, fit, over, first=round_ == 0)

@@ -119,9 +119,13 @@ class Trainer:
     # --- one step -------------------------------------------------------------------
     def gradient(self, idx: np.ndarray, sizes: list[int]):
         """Summed loss, target count and summed gradient of the examples `idx`, in micro-batches of
-        `sizes`, queued (async) so the device never waits for Python between them. With a budget
-        the step's peak is then held against it: over it, the step's largest micro-batch is blamed
-        (the model is corrected and the step redone; nothing was applied)."""
+        `sizes`, two in flight: the next is queued (async) while the device runs one, so it never
+        waits for Python, and no further: on CUDA a queued micro-batch holds memory from when it
+        is queued (on an H200 whole steps queued at once went over a budget that their
+        micro-batches, measured alone, fitted), and two in flight is what the memory probe
+        measures. With a budget the step's peak is then
+        held against it: over it, the step's largest micro-batch is blamed (the model is
+        corrected and the step redone; nothing was applied)."""
         mx.random.seed(self.spec.training.seed * 1_000_003 + self.p.step)
         acc, loss, ntoks, self.step_peak = None, mx.array(0.0), mx.array(0.0), 0
         mx.reset_peak_memory()
@@ -130,9 +134,12 @@ class Trainer:
                 inputs, targets, mask = batching.padded(self.train, mb, self.spec.training.max_seq_length)
                 if acc is None:
                     self.faults.at_step(self.p.step + 1)
+                running = acc
                 part, n, acc = self.fns.micro(mx.array(inputs), mx.array(targets), mx.array(mask), acc)
                 loss, ntoks = loss + part, ntoks + n
                 mx.async_eval(loss, ntoks, acc)
+                if running is not None:
+                    mx.eval(running)  # the one before is done: at most two in flight
             mx.eval(loss, ntoks, acc)
         except RuntimeError as e:
             if oom.is_oom_message(str(e)):
