@@ -6,8 +6,10 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 shared=${SHARED:-$root/../shared}
 out=$root/bench/device-inputs
+[ -f "$out/ptx.tgz" ] && mv "$out/ptx.tgz" "${TMPDIR:-/tmp}/farensed-ptx.tgz"  # MLX's kernels from a last run: kept
 rm -rf "$out"
 mkdir -p "$out/tokenizer"
+[ -f "${TMPDIR:-/tmp}/farensed-ptx.tgz" ] && mv "${TMPDIR:-/tmp}/farensed-ptx.tgz" "$out/ptx.tgz"
 for f in tokenizer.json tokenizer_config.json special_tokens_map.json generation_config.json; do
   cp "$root/models/farense-tiny/$f" "$out/tokenizer/"
 done
