@@ -178,12 +178,12 @@ def _full_width(model: MemoryModel, steps) -> bool:
                for s in steps)
 
 
-def establish(tr, model: MemoryModel, log) -> tuple[MemoryModel, float]:
+def establish(tr, model: MemoryModel, log) -> MemoryModel:
     """Measure the model (only with a budget): a bad job when the budget cannot hold the model,
-    or one example of the longest bucket even with checkpointing. Also returns the seconds the
-    probe's first call spent compiling MLX's kernels (the first step would have paid them)."""
+    or one example of the longest bucket even with checkpointing. The seconds the probe's first
+    runs spent compiling MLX's kernels (the first step would have paid them) are logged apart."""
     if not model.budget_bytes:
-        return model, 0.0
+        return model
     t0, steps, spec = time.monotonic(), tr.step_lengths(0), tr.spec
     floor = _floor_bytes(tr)
     if floor > model.budget_bytes:
@@ -213,7 +213,7 @@ def establish(tr, model: MemoryModel, log) -> tuple[MemoryModel, float]:
     log.info("memory_measured", seconds=model.probe_seconds, share_of_job=share, compile_seconds=round(compiling, 3),
              estimated_job_seconds=round(job, 1), grad_checkpoint=model.grad_checkpoint, why=model.why,
              points=sum(len(m.points) for m in model.modes), model=memplan.describe(model))
-    return model, compiling
+    return model
 
 
 def ensure_measured(tr, model: MemoryModel) -> MemoryModel:

@@ -163,7 +163,7 @@ class Run:
         model = saved[0] if saved else tr.memory
         if not saved and model.budget_bytes and self.dist.is_root:
             self.write_progress("measuring_memory")
-            model, _ = memory.establish(tr, model, self.log)  # its compiling is in load_seconds, with the probe
+            model = memory.establish(tr, model, self.log)
         tr.set_memory(model)
         tr.agree_memory()
         tr.downshifts = list(self.state.downshifts)
