@@ -221,3 +221,9 @@ def test_describe_lists_the_measured_sizes_when_there_are_points():
     m = _model(modes=[_cuda_like().model_copy(update={"token_cap": 576})])
     text = memplan.describe(m)
     assert "measured 128 tokens 4.6 GB, 512 tokens 10.6 GB" in text and "at most 576 tokens a micro-batch" in text
+
+
+def test_mlx_is_held_below_the_planned_share_on_a_gpu_and_to_the_budget_on_a_cpu():
+    budget = 12 * memplan.GB
+    gpu, cpu = memplan.mlx_limit_bytes(budget, gpu=True), memplan.mlx_limit_bytes(budget, gpu=False)
+    assert gpu < budget * (1 - memplan.MARGIN) < cpu == budget

@@ -103,6 +103,23 @@ def test_a_budget_splits_each_step_by_its_tokens_without_changing_its_examples(b
     assert state.downshifts == [] and state.status == "done"
     # And every step trained exactly the examples of the unbudgeted run's step
     _same_steps_and_examples(budgeted, reference)
+    # And MLX's own limit was the budget (all of it on a CPU), with CUDA graphs off for the job
+    [limit] = _events(budgeted, "memory_limit")
+    assert limit["mlx_limit_gb"] == pytest.approx(_budget(budgeted), abs=1e-3) and limit["cuda_graphs"] == "0"
+
+
+def test_a_budgeted_job_runs_without_cuda_graphs_unless_the_environment_says(tmp_path):
+    from farensed.worker.__main__ import budget_environment
+
+    def env_for(job_text: str, env: dict) -> dict:
+        (tmp_path / "job.toml").write_text(job_text)
+        budget_environment(tmp_path, env)
+        return env
+
+    assert env_for(_job(budget_gb=12), {}) == {"MLX_USE_CUDA_GRAPHS": "0"}
+    assert env_for(_job(budget_gb=12), {"MLX_USE_CUDA_GRAPHS": "1"}) == {"MLX_USE_CUDA_GRAPHS": "1"}
+    assert env_for(_job(), {}) == {}  # no budget: MLX's default
+    assert env_for('name = "x\n[training', {}) == {}  # a broken job file is the run's to report
 
 
 def test_sigkill_with_a_budget_then_restart_gives_bit_identical_adapters(budgeted, tmp_path):

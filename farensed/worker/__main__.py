@@ -27,6 +27,7 @@ from ..exitcodes import (
     EXIT_PEER_LOST,
     EXIT_STOPPED,
 )
+from ..jobfile import load_job
 from ..paths import Home
 
 
@@ -40,6 +41,20 @@ def parse(argv):
     return ap.parse_args(argv)
 
 
+def budget_environment(run_dir: Path, env) -> None:
+    """A job with a memory budget runs with MLX's CUDA graphs off, unless the environment already
+    says (MLX_USE_CUDA_GRAPHS). Under a memory limit MLX makes the host wait in mid-graph, and the
+    graphs it then builds miss its cache: on an H200, the guide's steps (same micro-batches) ran at
+    0.84-0.88x of no limit with graphs and 0.98x without. It changes nothing off CUDA. A job file
+    that does not parse is left to the run, which reports it."""
+    try:
+        budget = load_job(run_dir / "job.toml").memory.budget_gb
+    except Exception:
+        return
+    if budget:
+        env.setdefault("MLX_USE_CUDA_GRAPHS", "0")
+
+
 def main(argv=None) -> int:
     # A stop while still importing or loading has nothing to save: leave at once. Set first, because a
     # rank started by mlx.launch inherits the launcher's ignored SIGTERM (the daemon's stop would be lost).
@@ -47,6 +62,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     logs.configure(console=False)
     log = logs.get(run_dir=str(args.run_dir))
+    budget_environment(args.run_dir, os.environ)  # before MLX loads
     run = None
     try:
         from . import distributed

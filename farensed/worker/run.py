@@ -105,7 +105,11 @@ class Run:
         self.dist.check_same("the tokenized training data (data, max_seq_length, mask_prompt, tokenizer)",
                              self.trainer.fingerprint)
         if spec.memory.budget_gb:
-            mx.set_memory_limit(int(spec.memory.budget_gb * 1024**3))
+            gpu = mx.default_device() == mx.gpu
+            limit = memplan.mlx_limit_bytes(int(spec.memory.budget_gb * memplan.GB), gpu)
+            mx.set_memory_limit(limit)
+            self.log.info("memory_limit", budget_gb=spec.memory.budget_gb, mlx_limit_gb=round(limit / memplan.GB, 3),
+                          cuda_graphs=os.environ.get("MLX_USE_CUDA_GRAPHS", "default"))
 
     def _note_data(self, train, valid) -> None:
         truncated = train.truncated + (valid.truncated if valid else 0)
