@@ -24,7 +24,7 @@ IN=${INPUTS:-bench/device-inputs}
 STEPS=${STEPS:-40}           # steps a run (effective batch 8); the first 10 are not measured
 WARMUP=${WARMUP:-6}          # steps of the first, compiling run
 BUDGET=${BUDGET:-12}         # memory.budget_gb
-# FARENSED_ONLY=1: farensed's two runs alone (no bare loop, no mlx_lm), about 2.5 minutes
+# FARENSED_ONLY=1: farensed's two runs alone (no bare loop, no mlx_lm), about 2.5 minutes; BARE=1 adds the bare loop
 LIMIT=${LIMIT:-540}          # seconds for all of it (device-setup comes before); what has finished is in $OUT
 MODEL=${MODEL_DIR:-/tmp/m7b4${SMALL:+-small}}
 mkdir -p "$OUT"
@@ -39,6 +39,6 @@ left=$(( LIMIT - ($(date +%s) - start) ))
 echo "model ready after $(( $(date +%s) - start )) s; $left s left for the benchmark" | tee "$OUT/bench.txt"
 timeout --signal=INT --kill-after=10 "$left" $PY bench/worker_bench.py --model "$MODEL" \
   --data "$IN/mirobaldo-3.0.jsonl" --budget-gb "$BUDGET" --guide --steps "$STEPS" --warmup-steps "$WARMUP" \
-  --no-restart ${FARENSED_ONLY:+--farensed-only} --json "$OUT/bench.json" 2>&1 | tee -a "$OUT/bench.txt"
+  --no-restart ${FARENSED_ONLY:+--farensed-only} ${BARE:+--bare} --json "$OUT/bench.json" 2>&1 | tee -a "$OUT/bench.txt"
 echo "total $(( $(date +%s) - start )) s" | tee -a "$OUT/bench.txt"
 [ -d /tmp/mlx ] && tar czf "$OUT/ptx.tgz" -C /tmp mlx

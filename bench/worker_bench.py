@@ -209,6 +209,7 @@ def parse(argv=None):
     ap.add_argument("--mlx-lm-batches", default="4,2,1", help="batch sizes tried for the mlx_lm configs that fit")
     ap.add_argument("--no-restart", action="store_true", help="skip the restart-to-first-step measurement")
     ap.add_argument("--farensed-only", action="store_true", help="farensed's runs alone: no references, no mlx_lm")
+    ap.add_argument("--bare", action="store_true", help="with --farensed-only: the bare compiled loop too")
     ap.add_argument("--json", type=Path, help="also write every figure here (after each run)")
     ap.add_argument("--warmup-steps", type=int, default=0, help="a first, unreported farensed run of this many"
                     " steps: MLX compiles its kernels at first use (minutes on a fresh CUDA machine)")
@@ -249,6 +250,8 @@ def stages(a, tmp: Path, res: dict):
     if a.budget_gb:
         yield "farensed_budget", lambda: run_farensed(a, tmp, "budgeted", a.budget_gb)
     if a.farensed_only:
+        if a.bare:
+            yield "references", lambda: references(a, tmp, [])
         return
     fit_batches = [int(b) for b in a.mlx_lm_batches.split(",") if b] if a.budget_gb else []
     yield "references", lambda: references(a, tmp, fit_batches)
