@@ -24,8 +24,9 @@ MARGIN = 0.05  # plans fill the budget less this share: room for what the probe 
 # queued work to finish before it allocates more, so a queued micro-batch no longer adds its
 # buffers on top of a running one. Below the planned share, so that what MLX holds the host to
 # fits the plan. Measured on an H200, two micro-batches of 1024 tokens queued: 15.0 GiB without,
-# 10.8 GiB with the limit at 10.8, in the same time. Not on a CPU: there the waits cost more
-# than the memory saves (the demo model's 4 x 256 micro-step took 0.39 s throttled, 0.19 s not).
+# 10.8 GiB with the limit at 10.8, in the same time. Not on a CPU: there the waits can cost more
+# than the memory saves (demo model with OpenBLAS, two queued 4 x 256 micro-batches: 0.39 s
+# throttled, 0.19 s not).
 GPU_LIMIT = 0.90
 PREFER_PLAIN = 1.15  # checkpointing only when estimated this much faster: its times are the noisier
 CHECKPOINT_COST = 1.25  # checkpointing recomputes every block's forward: at least this much time a token
