@@ -15,7 +15,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from farensed.blas import DISABLE_ENV, inspect, worker_env  # noqa: E402
+from farensed.host.blas import (
+    DISABLE_ENV,
+    inspect,
+    worker_env,  # noqa: E402
+)
 from worker_bench import run_farensed  # noqa: E402
 
 

@@ -205,7 +205,7 @@ class Daemon:
         n = len(self.lives) + 1
         err = self.home / "bench" / f"daemon-{n}.stderr"
         with open(err, "wb") as f:
-            self.proc = subprocess.Popen([PY, "-m", "farensed.cli.daemon_main", "run", "--home", str(self.home)],
+            self.proc = subprocess.Popen([PY, "-m", "farensed.daemon.main", "run", "--home", str(self.home)],
                                          cwd=self.home, env=child_env(self.faults), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=f, start_new_session=True)
         self.lives.append(Life(n, self.proc.pid, time.monotonic(), err))

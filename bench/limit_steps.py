@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from farensed.datasets import load_splits  # noqa: E402
-from farensed.jobfile import parse_job  # noqa: E402
-from farensed.paths import Home  # noqa: E402
+from farensed.core.datasets import load_splits  # noqa: E402
+from farensed.core.jobfile import parse_job  # noqa: E402
+from farensed.core.paths import Home  # noqa: E402
 from farensed.worker import batching  # noqa: E402
 from farensed.worker.model import apply_lora, load_base  # noqa: E402
 from farensed.worker.run import tokenize_split  # noqa: E402

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import mlx.core as mx  # noqa: E402
 
-from farensed.jobfile import parse_job  # noqa: E402
-from farensed.paths import Home  # noqa: E402
+from farensed.core.jobfile import parse_job  # noqa: E402
+from farensed.core.paths import Home  # noqa: E402
 from farensed.worker.grad_checkpoint import set_grad_checkpoint  # noqa: E402
 from farensed.worker.model import apply_lora, load_base  # noqa: E402
 from farensed.worker.step import StepFunctions, make_optimizer  # noqa: E402

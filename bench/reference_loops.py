@@ -31,9 +31,9 @@ import mlx.nn as nn  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
 from mlx.utils import tree_map  # noqa: E402
 
-from farensed.datasets import load_splits  # noqa: E402
-from farensed.jobfile import load_job  # noqa: E402
-from farensed.paths import Home  # noqa: E402
+from farensed.core.datasets import load_splits  # noqa: E402
+from farensed.core.jobfile import load_job  # noqa: E402
+from farensed.core.paths import Home  # noqa: E402
 from farensed.worker import batching  # noqa: E402
 from farensed.worker.model import apply_lora, load_base  # noqa: E402
 from farensed.worker.run import tokenize_split  # noqa: E402

@@ -2,7 +2,7 @@
 a bare compiled MLX loop on the same job, in one run.
 
 Same model, data (one split, written once for both tools), batch, sequence length, LoRA layers
-and BLAS (every process starts with farensed.blas.worker_env()). Prints side by side:
+and BLAS (every process starts with farensed.host.blas.worker_env()). Prints side by side:
 
 - farensed without a budget and with --budget-gb: examples/s, peak memory, the probe's cost,
   the checkpointing choice, step-downs and the distribution of splits;
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_report import print_report  # noqa: E402
-from farensed.blas import inspect, worker_env  # noqa: E402
+from farensed.host.blas import inspect, worker_env  # noqa: E402
 
 GIB, GB = 1024**3, 1e9
 KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -180,7 +180,7 @@ def prepare_data(a, tmp: Path) -> Path:
     src = Path(a.data).resolve()
     if src.is_dir():
         return src
-    from farensed.datasets import load_splits
+    from farensed.core.datasets import load_splits
 
     splits = load_splits(src, 0.1, 0)
     out = tmp / "data"

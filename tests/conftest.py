@@ -68,7 +68,7 @@ def ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def start_daemon(*args: str, env: dict | None = None) -> subprocess.Popen:
     """`farensed run` as a real subprocess (its own session, so a test can kill it alone)."""
-    return subprocess.Popen([PY, "-m", "farensed.cli.daemon_main", "run", *args], cwd=REPO,
+    return subprocess.Popen([PY, "-m", "farensed.daemon.main", "run", *args], cwd=REPO,
                             env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from conftest import small_job  # noqa: F401 - the one small job; test_worker_math/_oom import it from here
-from farensed.blas import worker_env
+from farensed.host.blas import worker_env
 
 
 def make_run(tmp: Path, name: str, job_text: str) -> Path:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..results.adapters import adapter_folder, choose
-from ..results.infer_client import infer_cmd, stream
-from ..results.locate import locate
-from ..results.rundata import load_run
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.results.adapters import adapter_folder, choose
+from farensed.results.infer_client import infer_cmd, stream
+from farensed.results.locate import locate
+from farensed.results.rundata import load_run
 
 
 @click.command()

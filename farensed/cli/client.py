@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .. import __version__
-from ..errors import FarensedError
-from ..paths import Home
-from ..spool import records
-from ..spool.folders import SpoolDirs
-from ..status import DaemonInfo, Status, build, daemon_state
+from farensed import __version__
+from farensed.core.errors import FarensedError
+from farensed.core.paths import Home
+from farensed.core.spool import records
+from farensed.core.spool.folders import SpoolDirs
+from farensed.core.status import DaemonInfo, Status, build, daemon_state
 
 
 def dirs(home: Home) -> SpoolDirs:

@@ -6,8 +6,8 @@ import functools
 
 import click
 
-from ..errors import FarensedError
-from ..paths import Home
+from farensed.core.errors import FarensedError
+from farensed.core.paths import Home
 
 home_option = click.option(
     "--home", envvar="FARENSED_HOME", type=click.Path(file_okay=False), default=None,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..errors import FarensedError
-from ..results import compare as cmp
-from ..results.adapters import adapter_folder, choose
-from ..results.infer_client import answers, infer_cmd
-from ..results.locate import locate
-from ..results.rundata import RunData, load_run
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.errors import FarensedError
+from farensed.results import compare as cmp
+from farensed.results.adapters import adapter_folder, choose
+from farensed.results.infer_client import answers, infer_cmd
+from farensed.results.locate import locate
+from farensed.results.rundata import RunData, load_run
 
 
 @click.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
 
 MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 
@@ -19,7 +19,7 @@ def doctor(home, json_out, job_file):
     """Check this machine for unattended fine-tuning."""
     from pathlib import Path
 
-    from .. import doctor as d
+    from farensed.host import doctor as d
 
     h = get_home(home)
     checks = d.run_checks(h) + (d.check_hosts(h, Path(job_file)) if job_file else [])

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from ..blas import worker_env
-from ..errors import FarensedError
-from ..exitcodes import EXIT_OOM_EXHAUSTED
-from ..results.adapters import adapter_folder, choose
-from ..results.locate import locate
-from ..results.rundata import load_run
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.errors import FarensedError
+from farensed.core.exitcodes import EXIT_OOM_EXHAUSTED
+from farensed.host.blas import worker_env
+from farensed.results.adapters import adapter_folder, choose
+from farensed.results.locate import locate
+from farensed.results.rundata import load_run
 
 
 @click.command()

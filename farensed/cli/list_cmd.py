@@ -7,9 +7,9 @@ import time
 
 import click
 
-from ..spool import records
-from . import client
-from .common import clean_errors, get_home, home_option
+from farensed.cli import client
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.spool import records
 
 
 @click.command(name="list")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from ..errors import FarensedError
-from ..formats import WORKER_LOG
-from ..spool.records import FINISHED
-from . import client
-from .common import clean_errors, get_home, home_option
+from farensed.cli import client
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.errors import FarensedError
+from farensed.core.formats import WORKER_LOG
+from farensed.core.spool.records import FINISHED
 
 
 @click.command()

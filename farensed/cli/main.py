@@ -10,7 +10,7 @@ import importlib
 
 import click
 
-from .. import __version__
+from farensed import __version__
 
 # verb -> (module under farensed.cli, click command object name), in the order --help lists them
 VERBS = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import clean_errors, get_home, home_option
-from .request import send
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.cli.request import send
 
 
 @click.command()

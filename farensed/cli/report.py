@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import FarensedError
-from ..results.locate import locate
-from ..results.rundata import load_run
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.errors import FarensedError
+from farensed.results.locate import locate
+from farensed.results.rundata import load_run
 
 
 @click.command()
@@ -16,9 +16,9 @@ from .common import clean_errors, get_home, home_option
 @clean_errors
 def report(job, home):
     """Plot a job's metrics and write its report page."""
-    from ..results.answer_scores import run_scores
-    from ..results.plots import render_all  # matplotlib only for this verb
-    from ..results.report_page import write_report
+    from farensed.results.answer_scores import run_scores
+    from farensed.results.plots import render_all  # matplotlib only for this verb
+    from farensed.results.report_page import write_report
 
     data = load_run(locate(get_home(home), job).run_dir)
     if not data.metrics:

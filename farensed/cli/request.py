@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import FarensedError
-from ..spool.requests import RULES, write_request
-from . import client
+from farensed.cli import client
+from farensed.core.errors import FarensedError
+from farensed.core.spool.requests import RULES, write_request
 
 
 def send(home, verb: str, job_id: str) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..formats import ScoredQuestion, ScoringPlan
-from ..questions import summarize
-from ..results.answer_scores import answer_cell, means_lines
-from ..results.locate import locate
-from ..results.score_client import available_targets, run_scoring, score_cmd
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.formats import ScoredQuestion, ScoringPlan
+from farensed.results.answer_scores import answer_cell, means_lines
+from farensed.results.locate import locate
+from farensed.results.score_client import available_targets, run_scoring, score_cmd
+from farensed.scoring.questions import summarize
 
 
 @click.command()

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from .. import service
-from ..atomic import atomic_write_text
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.atomic import atomic_write_text
+from farensed.host import service
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the file and the commands; change nothing.")
 

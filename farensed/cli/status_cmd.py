@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .. import status_file
-from ..spool.lock import daemon_alive
-from .common import clean_errors, get_home, home_option
-from .table import job_detail, jobs_table
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.cli.table import job_detail, jobs_table
+from farensed.core import status_peek
+from farensed.core.spool.lock import daemon_alive
 
 
 @click.command()
@@ -18,12 +18,12 @@ from .table import job_detail, jobs_table
 def status(job_id, as_json, home):
     """Where the daemon and the jobs stand."""
     h = get_home(home)
-    fast = None if job_id else status_file.read_fresh(h.status_file, daemon_alive(h))
+    fast = None if job_id else status_peek.read_fresh(h.status_file, daemon_alive(h))
     if fast is not None:  # the daemon is up: its status.json as written, no models to build
         text, st = fast
         click.echo(text.rstrip("\n") if as_json else overview(st))
         return
-    from . import client  # the full models: daemon down or stale, or one job asked for
+    from farensed.cli import client  # the full models: daemon down or stale, or one job asked for
 
     st = client.current_status(h)
     if job_id:
@@ -34,16 +34,16 @@ def status(job_id, as_json, home):
 
 def overview(st) -> str:
     views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
-    lines = [status_file.daemon_note(st), jobs_table(views) if views else "no jobs"]
+    lines = [status_peek.daemon_note(st), jobs_table(views) if views else "no jobs"]
     if st.queued_total > len(st.queue):
         lines.append(f"... and {st.queued_total - len(st.queue)} more queued (farensectl list shows all)")
     return "\n".join(lines)
 
 
 def show_job(h, st, job_id: str, as_json: bool) -> None:
-    from ..results.answers import results_text
-    from ..status import job_view
-    from . import client
+    from farensed.cli import client
+    from farensed.core.status import job_view
+    from farensed.results.answers import results_text
 
     views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
     view = next((v for v in views if v.id == job_id), None) or job_view(client.job(h, job_id))

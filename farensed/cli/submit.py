@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..atomic import atomic_write_bytes
-from ..errors import FarensedError
-from ..spool.folders import dropped_files
-from ..spool.records import id_base, taken_ids, unique_id
-from . import client
-from .common import clean_errors, get_home, home_option
+from farensed.cli import client
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.atomic import atomic_write_bytes
+from farensed.core.errors import FarensedError
+from farensed.core.spool.folders import dropped_files
+from farensed.core.spool.records import id_base, taken_ids, unique_id
 
 
 def predicted_id(home, name: str) -> str:
@@ -26,7 +26,7 @@ def predicted_id(home, name: str) -> str:
 @clean_errors
 def submit(file, home):
     """Queue a job file (it is checked first, exactly as `validate` does)."""
-    from ..validate import check_job  # the validator is heavy; other verbs start faster without it
+    from farensed.core.checks import check_job  # the validator is heavy; other verbs start faster without it
 
     h = get_home(home)
     job_id = predicted_id(h, Path(file).name)

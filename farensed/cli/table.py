@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..textfmt import fmt_num, fmt_secs
+from farensed.core.textfmt import fmt_num, fmt_secs
 
 if TYPE_CHECKING:
-    from ..status import JobView
+    from farensed.core.status import JobView
 
 COLUMNS = ("id", "state", "step", "loss", "val", "tok/s", "mb x acc", "restarts", "eta", "note")
 

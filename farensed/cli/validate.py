@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
 
 
 @click.command()
@@ -16,7 +16,7 @@ from .common import clean_errors, get_home, home_option
 @clean_errors
 def validate(files, no_paths, allow_remote_code, quiet, home):
     """Check job files; exit non-zero if any has a problem."""
-    from ..validate import check_job  # here, not at import: keeps every other verb fast
+    from farensed.core.checks import check_job  # here, not at import: keeps every other verb fast
 
     h = get_home(home)
     bad = 0

@@ -6,8 +6,8 @@ import time
 
 import click
 
-from ..results.locate import default_job, locate
-from .common import clean_errors, get_home, home_option
+from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.results.locate import default_job, locate
 
 
 @click.command()
@@ -22,7 +22,7 @@ def watch(job, refresh, once, home):
     from rich.console import Console
     from rich.live import Live
 
-    from ..results.live import gather, render
+    from farensed.results.live import gather, render
 
     h = get_home(home)
     ref = locate(h, job) if job else default_job(h)

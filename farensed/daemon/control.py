@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..spool import requests
-from ..spool.requests import RULES
-from .worker_process import ask_stop
+from farensed.core.spool import requests
+from farensed.core.spool.requests import RULES
+from farensed.daemon.worker_process import ask_stop
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 
 def apply_requests(d: Daemon) -> None:

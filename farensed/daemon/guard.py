@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 REPEAT_LOG_SECONDS = 60.0  # the same failure, every tick, is logged once a minute
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FarensedError, JobFileError
-from ..jobfile import load_job
-from ..spool.folders import dropped_files, move, ownership_problem, reject
-from ..spool.records import JobRecord, id_base, taken_ids, unique_id
-from ..validate import check_job, output_dir
+from farensed.core.checks import check_job, output_dir
+from farensed.core.errors import FarensedError, JobFileError
+from farensed.core.jobfile import load_job
+from farensed.core.spool.folders import dropped_files, move, ownership_problem, reject
+from farensed.core.spool.records import JobRecord, id_base, taken_ids, unique_id
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 
 @dataclass

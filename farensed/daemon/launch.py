@@ -10,12 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import blas
-from ..formats import JOB_FILE
-from ..hosts import HostGone, hostfile_path, needs_ssh, rank_hosts, remote_names, unreachable
-from ..jobfile import load_job
-from ..jobspec import Distributed
-from ..paths import Home
+from farensed.core.formats import JOB_FILE
+from farensed.core.jobfile import load_job
+from farensed.core.jobspec import Distributed
+from farensed.core.paths import Home
+from farensed.host import blas
+from farensed.host.cluster import HostGone, hostfile_path, needs_ssh, rank_hosts, remote_names, unreachable
 
 # Passed to every rank with --env: ssh does not carry the daemon's environment to other hosts.
 FORWARD_ENV = ("LD_PRELOAD", "PYTHONPATH", "FARENSED_HOME", "FARENSED_FAULTS", "FARENSED_NO_BLAS_PRELOAD",

@@ -16,24 +16,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__, blas, metal
-from ..atomic import atomic_write_json
-from ..formats import SUMMARY
-from ..paths import Home
-from ..spool import records
-from ..spool.folders import SpoolDirs, check_spool_permissions
-from ..spool.lock import InstanceLock
-from ..status import DaemonInfo, build
-from . import spool_events, unattended
-from .control import apply_requests
-from .guard import Guard, phase
-from .intake import Stability, scan_spool
-from .power import check_power
-from .reap import reap_worker, stop_worker
-from .recovery import recover
-from .start import start_next
-from .transition import admit, transition
-from .worker_process import Worker, kill
+from farensed import __version__
+from farensed.core.atomic import atomic_write_json
+from farensed.core.formats import SUMMARY
+from farensed.core.paths import Home
+from farensed.core.spool import records
+from farensed.core.spool.folders import SpoolDirs, check_spool_permissions
+from farensed.core.spool.lock import InstanceLock
+from farensed.core.status import DaemonInfo, build
+from farensed.daemon import spool_events, unattended
+from farensed.daemon.control import apply_requests
+from farensed.daemon.guard import Guard, phase
+from farensed.daemon.intake import Stability, scan_spool
+from farensed.daemon.power import check_power
+from farensed.daemon.reap import reap_worker, stop_worker
+from farensed.daemon.recovery import recover
+from farensed.daemon.start import start_next
+from farensed.daemon.transition import admit, transition
+from farensed.daemon.worker_process import Worker, kill
+from farensed.host import blas, metal
 
 PHASES = (("apply_requests", apply_requests), ("check_power", check_power), ("scan_spool", scan_spool),
           ("start_next", start_next))

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import exitcodes as ec
-from .. import oom
-from ..formats import Downshift, TrainingState
+from farensed.core import exitcodes as ec
+from farensed.core.formats import Downshift, TrainingState
+from farensed.memory import ladder
 
 Kind = Literal["ok", "stopped", "bad_job", "oom", "oom_exhausted", "gpu_fault", "diverged", "no_space",
                "crash", "stall"]
@@ -57,9 +57,9 @@ def classify(returncode: int, stderr_tail: str = "", memory_share: float | None 
     if returncode in fixed:
         return Outcome(fixed[returncode], ec.NAMES[returncode])
     sig = -returncode if returncode < 0 else None
-    if oom.is_gpu_fault_message(stderr_tail):
+    if ladder.is_gpu_fault_message(stderr_tail):
         return Outcome("gpu_fault", f"transient GPU fault ({_last_line(stderr_tail, 'kIOGPU')})")
-    if sig in OOM_SIGNALS and oom.is_oom_message(stderr_tail):
+    if sig in OOM_SIGNALS and ladder.is_oom_message(stderr_tail):
         return Outcome("oom", f"out of memory ({signal_name(sig)}): {_last_line(stderr_tail)}")
     if sig == signal.SIGKILL and memory_share is not None and memory_share >= HIGH_MEMORY:
         return Outcome("oom", f"killed (SIGKILL) holding {memory_share:.0%} of memory: out of memory")
@@ -126,8 +126,8 @@ def decide(outcome: Outcome, stop_for: str | None, crash_restarts: int, max_rest
 def downshift_state(state: TrainingState, reason: str, source: str, now: float,
                     floor: int = 1) -> TrainingState | None:
     """training_state.json one rung lower on the out-of-memory ladder; None when nothing is left."""
-    cur = oom.MemorySetting(state.micro_batch, state.grad_checkpoint)
-    nxt = oom.downshift(cur, floor)
+    cur = ladder.MemorySetting(state.micro_batch, state.grad_checkpoint)
+    nxt = ladder.downshift(cur, floor)
     if nxt is None:
         return None
     d = Downshift(step=state.step, from_micro_batch=cur.micro_batch, to_micro_batch=nxt.micro_batch,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .unattended import battery_action, on_battery
-from .worker_process import ask_stop
+from farensed.daemon.unattended import battery_action, on_battery
+from farensed.daemon.worker_process import ask_stop
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 
 def check_power(d: Daemon) -> None:

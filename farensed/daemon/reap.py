@@ -7,19 +7,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import oom
-from ..atomic import atomic_write_json
-from ..formats import JOB_FILE, TRAINING_STATE, TrainingState
-from ..jobfile import load_job
-from ..reading import read_or_none
-from ..run_folder import fresh_training_state
-from ..spool.records import JobRecord
-from . import policy, unattended
-from .guard import for_job
-from .worker_process import Worker, ask_stop, classify_worker, kill, observe, release
+from farensed.core.atomic import atomic_write_json
+from farensed.core.formats import JOB_FILE, TRAINING_STATE, TrainingState
+from farensed.core.jobfile import load_job
+from farensed.core.reading import read_or_none
+from farensed.core.run_folder import fresh_training_state
+from farensed.core.spool.records import JobRecord
+from farensed.daemon import policy, unattended
+from farensed.daemon.guard import for_job
+from farensed.daemon.worker_process import Worker, ask_stop, classify_worker, kill, observe, release
+from farensed.memory import ladder
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
 
@@ -80,7 +80,8 @@ def restart(d: Daemon, rec: JobRecord, decision: policy.Decision, outcome: polic
         source = "gpu_fault" if outcome.kind == "gpu_fault" else "process_death"
         lower = policy.downshift_state(state, outcome.detail, source, now, floor)
         if lower is None:
-            reason = oom.exhausted_reason(state.effective_batch, load_job(run_dir / JOB_FILE).training.max_seq_length)
+            seq = load_job(run_dir / JOB_FILE).training.max_seq_length
+            reason = ladder.exhausted_reason(state.effective_batch, seq)
             d.move(rec, "failed", reason, stop_for=None, **common)
             return
         state = lower

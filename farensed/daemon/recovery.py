@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..spool import records
-from ..spool.records import FINISHED, STATES, JobRecord
-from ..validate import check_job, output_dir
-from .guard import for_job
-from .reap import count_restart
-from .transition import place_file
-from .worker_process import same_process, stop_orphan
+from farensed.core.checks import check_job, output_dir
+from farensed.core.spool import records
+from farensed.core.spool.records import FINISHED, STATES, JobRecord
+from farensed.daemon.guard import for_job
+from farensed.daemon.reap import count_restart
+from farensed.daemon.transition import place_file
+from farensed.daemon.worker_process import same_process, stop_orphan
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 
 def recover(d: Daemon) -> None:

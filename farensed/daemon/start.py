@@ -7,18 +7,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import FarensedError
-from ..hosts import HostGone
-from ..jobfile import load_job
-from ..model_source import looks_like_hub_id
-from ..paths import Home
-from ..run_folder import prepare_run
-from . import policy, unattended
-from .guard import for_job
-from .worker_process import spawn
+from farensed.core.errors import FarensedError
+from farensed.core.jobfile import load_job
+from farensed.core.model_source import looks_like_hub_id
+from farensed.core.paths import Home
+from farensed.core.run_folder import prepare_run
+from farensed.daemon import policy, unattended
+from farensed.daemon.guard import for_job
+from farensed.daemon.worker_process import spawn
+from farensed.host.cluster import HostGone
 
 if TYPE_CHECKING:
-    from .loop import Daemon
+    from farensed.daemon.loop import Daemon
 
 
 def start_next(d: Daemon) -> None:

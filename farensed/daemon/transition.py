@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ..errors import FarensedError
-from ..spool import records
-from ..spool.folders import SpoolDirs, find_job_file, move
-from ..spool.records import JobRecord
+from farensed.core.errors import FarensedError
+from farensed.core.spool import records
+from farensed.core.spool.folders import SpoolDirs, find_job_file, move
+from farensed.core.spool.records import JobRecord
 
 ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset({"queued", "rejected"}),

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import psutil
 
-from .. import metal
-from ..formats import PROGRESS, TRAINING_STATE, WORKER_LOG, TrainingState
-from ..paths import Home
-from . import launch
-from .policy import Outcome, classify, launched_exit
+from farensed.core.formats import PROGRESS, TRAINING_STATE, WORKER_LOG, TrainingState
+from farensed.core.paths import Home
+from farensed.daemon import launch
+from farensed.daemon.policy import Outcome, classify, launched_exit
+from farensed.host import metal
 
 TAIL_BYTES = 64 * 1024
 

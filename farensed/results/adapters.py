@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ..errors import FarensedError
-from ..formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
-from ..model_source import local_or_hub
-from ..paths import Home
-from .rundata import RunData
+from farensed.core.errors import FarensedError
+from farensed.core.formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
+from farensed.core.model_source import local_or_hub
+from farensed.core.paths import Home
+from farensed.results.rundata import RunData
 
 ADAPTER_FILE = ADAPTERS
 

@@ -3,9 +3,9 @@ side-by-side rows of answers.jsonl for the report and the demo."""
 
 from __future__ import annotations
 
-from ..formats import TARGETS, AnswerScores, ScoredQuestion, TargetScore
-from ..questions import summarize
-from .rundata import RunData
+from farensed.core.formats import TARGETS, AnswerScores, ScoredQuestion, TargetScore
+from farensed.results.rundata import RunData
+from farensed.scoring.questions import summarize
 
 
 def run_scores(data: RunData) -> AnswerScores | None:

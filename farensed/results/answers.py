@@ -6,10 +6,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from ..formats import SUMMARY, TARGETS, ScoredQuestion, TrainingSummary
-from ..reading import read_or_none
-from .answer_scores import answer_cell, means_lines, run_scores
-from .rundata import RunData, load_run
+from farensed.core.formats import SUMMARY, TARGETS, ScoredQuestion, TrainingSummary
+from farensed.core.reading import read_or_none
+from farensed.results.answer_scores import answer_cell, means_lines, run_scores
+from farensed.results.rundata import RunData, load_run
 
 
 def answers_text(run_dir: Path | str, width: int = 100) -> str:

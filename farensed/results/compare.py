@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .answer_scores import figure_rows as score_figures
-from .answer_scores import run_scores
-from .rundata import RunData
-from .summary_table import rows
+from farensed.results.answer_scores import figure_rows as score_figures
+from farensed.results.answer_scores import run_scores
+from farensed.results.rundata import RunData
+from farensed.results.summary_table import rows
 
 COMPARED = ("status", "steps", "final train loss", "final val loss", "best val loss", "best step", "time",
             "tokens/s", "load time", "compile time", "peak memory GB", "micro-batch x accumulation", "downshifts",

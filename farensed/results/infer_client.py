@@ -10,11 +10,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..blas import worker_env
-from ..errors import FarensedError
-from ..exitcodes import EXIT_OOM_EXHAUSTED
-from ..oom import is_oom_message
-from .adapters import Target
+from farensed.core.errors import FarensedError
+from farensed.core.exitcodes import EXIT_OOM_EXHAUSTED
+from farensed.host.blas import worker_env
+from farensed.memory.ladder import is_oom_message
+from farensed.results.adapters import Target
 
 TIGHT = ("not enough memory to load {label} ({model}): another job may be training; "
          "wait for it, pause it (farensectl pause), or lower --max-tokens")

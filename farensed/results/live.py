@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .. import memplan
-from ..paths import Home
-from ..spool.records import FINISHED
-from ..status import daemon_state
-from ..textfmt import fmt_num, fmt_secs
-from .locate import RunRef, find_record
-from .rundata import RunData, load_run
+from farensed.core.paths import Home
+from farensed.core.spool.records import FINISHED
+from farensed.core.status import daemon_state
+from farensed.core.textfmt import fmt_num, fmt_secs
+from farensed.memory import plan as memplan
+from farensed.results.locate import RunRef, find_record
+from farensed.results.rundata import RunData, load_run
 
 ENDED_STATUS = frozenset({"done", "failed"})
 

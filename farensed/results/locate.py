@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FarensedError
-from ..formats import JOB_FILE
-from ..paths import Home
-from ..reading import read_or_none
-from ..spool import records
-from ..spool.folders import SpoolDirs
+from farensed.core.errors import FarensedError
+from farensed.core.formats import JOB_FILE
+from farensed.core.paths import Home
+from farensed.core.reading import read_or_none
+from farensed.core.spool import records
+from farensed.core.spool.folders import SpoolDirs
 
 
 @dataclass(frozen=True)

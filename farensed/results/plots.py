@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import TARGETS, AnswerScores
-from .rundata import RunData
+from farensed.core.formats import TARGETS, AnswerScores
+from farensed.results.rundata import RunData
 
 PLOTS_DIR = "plots"
 FILES = ("loss_curves.png", "learning_rate.png", "memory_usage.png")

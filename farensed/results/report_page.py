@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..formats import TARGETS
-from ..memplan import count_splits, describe
-from .answer_scores import means_lines, run_scores, side_by_side
-from .plots import FILES, PLOTS_DIR, SCORES_FILE, event_steps
-from .rundata import RunData
-from .summary_table import rows
+from farensed.core.atomic import atomic_write_text
+from farensed.core.formats import TARGETS
+from farensed.memory.plan import count_splits, describe
+from farensed.results.answer_scores import means_lines, run_scores, side_by_side
+from farensed.results.plots import FILES, PLOTS_DIR, SCORES_FILE, event_steps
+from farensed.results.rundata import RunData
+from farensed.results.summary_table import rows
 
 REPORT = "report.md"
 TABLE_ROWS = 50  # answers shown in the page; answers.jsonl has them all

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FarensedError
-from ..formats import (
+from farensed.core.errors import FarensedError
+from farensed.core.formats import (
     ANSWERS,
     CHECKPOINT_NAME,
     JOB_FILE,
@@ -25,9 +25,9 @@ from ..formats import (
     read_answers,
     read_metrics_jsonl,
 )
-from ..jobfile import load_job
-from ..jobspec import JobSpec
-from ..reading import read_or_none
+from farensed.core.jobfile import load_job
+from farensed.core.jobspec import JobSpec
+from farensed.core.reading import read_or_none
 
 
 @dataclass

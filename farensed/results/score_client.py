@@ -8,11 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..blas import worker_env
-from ..errors import FarensedError
-from ..exitcodes import EXIT_OOM_EXHAUSTED
-from ..formats import ADAPTERS, BEST_ADAPTERS, TARGETS, ScoredQuestion, ScoringPlan
-from ..oom import is_oom_message
+from farensed.core.errors import FarensedError
+from farensed.core.exitcodes import EXIT_OOM_EXHAUSTED
+from farensed.core.formats import ADAPTERS, BEST_ADAPTERS, TARGETS, ScoredQuestion, ScoringPlan
+from farensed.host.blas import worker_env
+from farensed.memory.ladder import is_oom_message
 
 
 def available_targets(run_dir: Path, wanted: list[str]) -> list[str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..textfmt import fmt_num, fmt_secs
-from .rundata import RunData
+from farensed.core.textfmt import fmt_num, fmt_secs
+from farensed.results.rundata import RunData
 
 
 def _last(rows, attr):

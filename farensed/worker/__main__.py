@@ -1,7 +1,7 @@
 """`python -m farensed.worker RUN_DIR [--home DIR] [--distributed BACKEND]`: train the job in
 RUN_DIR/job.toml (with --distributed, as one rank of several started by mlx.launch).
 
-Exits with a code from farensed.exitcodes; the daemon classifies the end by it alone.
+Exits with a code from farensed.core.exitcodes; the daemon classifies the end by it alone.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from .. import logs, oom
-from ..errors import DataError, JobFileError
-from ..exitcodes import (
+from farensed.core import logs
+from farensed.core.errors import DataError, JobFileError
+from farensed.core.exitcodes import (
     EXIT_BAD_JOB,
     EXIT_CRASH,
     EXIT_DIVERGED,
@@ -27,8 +27,9 @@ from ..exitcodes import (
     EXIT_PEER_LOST,
     EXIT_STOPPED,
 )
-from ..jobfile import load_job
-from ..paths import Home
+from farensed.core.jobfile import load_job
+from farensed.core.paths import Home
+from farensed.memory import ladder
 
 
 def parse(argv):
@@ -66,14 +67,14 @@ def main(argv=None) -> int:
     budget_environment(args.run_dir, os.environ)  # before MLX loads
     run = None
     try:
-        from . import distributed
-        from .checkpoint import NoSpace
-        from .finish import complete, finish
-        from .memory import OomExhausted
-        from .model import BadJob
-        from .run import Run
-        from .scoring import score
-        from .trainer import Diverged, StopRequested
+        from farensed.worker import distributed
+        from farensed.worker.checkpoint import NoSpace
+        from farensed.worker.finish import complete, finish
+        from farensed.worker.memory import OomExhausted
+        from farensed.worker.model import BadJob
+        from farensed.worker.run import Run
+        from farensed.worker.scoring import score
+        from farensed.worker.trainer import Diverged, StopRequested
 
         dist = distributed.init(args.distributed)
         if dist.size > 1:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
                         f" free some space, then farensectl resume", EXIT_NO_SPACE)
         raise
     except RuntimeError as e:
-        if oom.is_oom_message(str(e)):  # outside a step (loading, eval): restart lower
+        if ladder.is_oom_message(str(e)):  # outside a step (loading, eval): restart lower
             return _end(run, log, "stopped", str(e).splitlines()[0], EXIT_OOM_RESTART)
         if run is not None and run.dist.size > 1 and distributed.is_peer_lost(str(e)):
             return _end(run, log, "stopped", f"another rank went away: {str(e).splitlines()[0]}", EXIT_PEER_LOST)

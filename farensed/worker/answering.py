@@ -10,8 +10,8 @@ import mlx.core as mx
 from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
-from ..formats import ADAPTERS, BEST_ADAPTERS, ScoredQuestion
-from ..questions import Question, scored
+from farensed.core.formats import ADAPTERS, BEST_ADAPTERS, ScoredQuestion
+from farensed.scoring.questions import Question, scored
 
 
 def target_weights(run_dir: Path, initial: dict[str, mx.array], targets) -> dict[str, dict[str, mx.array]]:

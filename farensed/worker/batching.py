@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..memplan import padded_width
+from farensed.memory.plan import padded_width
 
 
 @dataclass(frozen=True)

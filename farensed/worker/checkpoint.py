@@ -11,9 +11,9 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from ..atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
-from ..errors import FarensedError
-from ..formats import (
+from farensed.core.atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from farensed.core.errors import FarensedError
+from farensed.core.formats import (
     ADAPTERS,
     CHECKPOINT_NAME,
     CHECKPOINT_STATE,

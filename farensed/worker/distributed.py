@@ -19,10 +19,10 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from ..formats import RankInfo
-from . import sharding
-from .memory import OutOfMemory
-from .model import BadJob
+from farensed.core.formats import RankInfo
+from farensed.worker import sharding
+from farensed.worker.memory import OutOfMemory
+from farensed.worker.model import BadJob
 
 HOST_BYTES = 64
 EVENT = 5  # figures of one rank's out-of-memory event in the step's sum

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sys
 
-from .. import oom
-from ..exitcodes import EXIT_CRASH, EXIT_OK, EXIT_OOM_EXHAUSTED
+from farensed.core.exitcodes import EXIT_CRASH, EXIT_OK, EXIT_OOM_EXHAUSTED
+from farensed.memory import ladder
 
 
 def run_mlx_command(fn, args, what: str) -> int:
     try:
         fn(args)
     except RuntimeError as e:
-        if oom.is_oom_message(str(e)):
+        if ladder.is_oom_message(str(e)):
             print(f"out of memory: {str(e).splitlines()[0]}", file=sys.stderr)
             return EXIT_OOM_EXHAUSTED
         print(f"{what} failed: {e}", file=sys.stderr)

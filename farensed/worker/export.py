@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .entry import run_mlx_command
+from farensed.worker.entry import run_mlx_command
 
 
 def parse(argv):

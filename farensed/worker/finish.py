@@ -6,8 +6,8 @@ from __future__ import annotations
 from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
-from ..atomic import atomic_write_json
-from ..formats import (
+from farensed.core.atomic import atomic_write_json
+from farensed.core.formats import (
     ADAPTERS,
     BEST_ADAPTERS,
     SUMMARY,
@@ -17,10 +17,10 @@ from ..formats import (
     TrainingSummary,
     read_model,
 )
-from . import outputs
-from .infer import chat_prompt
-from .model import adapter_weights, load_adapter_file, parameter_counts
-from .run import Run
+from farensed.worker import outputs
+from farensed.worker.infer import chat_prompt
+from farensed.worker.model import adapter_weights, load_adapter_file, parameter_counts
+from farensed.worker.run import Run
 
 
 def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float, system: str | None = None) -> str:

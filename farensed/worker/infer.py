@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from .entry import run_mlx_command
+from farensed.worker.entry import run_mlx_command
 
 
 def parse(argv):

@@ -1,5 +1,5 @@
 """The worker's side of the memory plan: measuring it on the job's own data, and folding
-out-of-memory events into it. The policy itself is pure, in farensed.memplan.
+out-of-memory events into it. The policy itself is pure, in farensed.memory.plan.
 
 The probe runs forward + backward on real micro-batches and applies no update: the weights,
 the optimizer state and the data cursor are untouched, and every step reseeds the RNG, so a
@@ -16,12 +16,13 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
-from .. import memplan, oom
-from ..errors import FarensedError
-from ..formats import Downshift, MemoryMode, MemoryModel, ProbePoint
-from ..jobspec import JobSpec
-from . import batching
-from .model import BadJob
+from farensed.core.errors import FarensedError
+from farensed.core.formats import Downshift, MemoryMode, MemoryModel, ProbePoint
+from farensed.core.jobspec import JobSpec
+from farensed.memory import ladder
+from farensed.memory import plan as memplan
+from farensed.worker import batching
+from farensed.worker.model import BadJob
 
 GB = 1024**3
 MAX_PROBES = 4  # micro-batch shapes measured a mode, at most (the probe's cost: 2% of a guide-size job)
@@ -86,7 +87,7 @@ def _run(tr, arrays) -> tuple[int, float] | None:
         mx.eval(acc)
         mx.eval(out)
     except RuntimeError as e:
-        if oom.is_oom_message(str(e)):
+        if ladder.is_oom_message(str(e)):
             mx.clear_cache()
             return None
         raise

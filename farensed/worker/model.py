@@ -11,11 +11,11 @@ from mlx_lm import load as mlx_load
 from mlx_lm.tuner.utils import linear_to_lora_layers
 from mlx_lm.utils import get_total_parameters
 
-from ..errors import FarensedError
-from ..formats import AdapterConfig
-from ..jobspec import JobSpec
-from ..model_source import local_or_hub
-from ..paths import Home
+from farensed.core.errors import FarensedError
+from farensed.core.formats import AdapterConfig
+from farensed.core.jobspec import JobSpec
+from farensed.core.model_source import local_or_hub
+from farensed.core.paths import Home
 
 
 class BadJob(FarensedError):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from ..atomic import append_line, atomic_write_json, atomic_write_text, fsync_dir, fsync_file
-from ..formats import (
+from farensed.core.atomic import append_line, atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from farensed.core.formats import (
     ADAPTER_CONFIG,
     ADAPTERS,
     METRICS_CSV,
@@ -22,7 +22,7 @@ from ..formats import (
     MetricsRow,
     TrainingConfig,
 )
-from ..jobspec import JobSpec
+from farensed.core.jobspec import JobSpec
 
 
 def append_metrics(out: Path, row: MetricsRow) -> None:

@@ -17,11 +17,10 @@ import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.tuner.datasets import create_dataset
 
-from .. import memplan
-from ..atomic import atomic_write_json
-from ..datasets import Example, load_splits
-from ..exitcodes import EXIT_STOPPED
-from ..formats import (
+from farensed.core.atomic import atomic_write_json
+from farensed.core.datasets import Example, load_splits
+from farensed.core.exitcodes import EXIT_STOPPED
+from farensed.core.formats import (
     ADAPTERS,
     BEST_ADAPTERS,
     JOB_FILE,
@@ -35,17 +34,18 @@ from ..formats import (
     TrainingState,
     read_model,
 )
-from ..jobfile import load_job, parse_job
-from ..jobspec import JobSpec
-from ..paths import Home
-from ..run_folder import fresh_training_state
-from . import batching, checkpoint, memory, outputs
-from .distributed import Solo
-from .faults import Faults
-from .first_step import FirstStepClock
-from .model import BadJob, adapter_weights, apply_lora, load_base, model_path
-from .step import make_optimizer
-from .trainer import EvalInterrupted, StopRequested, Trainer
+from farensed.core.jobfile import load_job, parse_job
+from farensed.core.jobspec import JobSpec
+from farensed.core.paths import Home
+from farensed.core.run_folder import fresh_training_state
+from farensed.memory import plan as memplan
+from farensed.worker import batching, checkpoint, memory, outputs
+from farensed.worker.distributed import Solo
+from farensed.worker.faults import Faults
+from farensed.worker.first_step import FirstStepClock
+from farensed.worker.model import BadJob, adapter_weights, apply_lora, load_base, model_path
+from farensed.worker.step import make_optimizer
+from farensed.worker.trainer import EvalInterrupted, StopRequested, Trainer
 
 
 def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batching.Tokenized | None:

@@ -11,13 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import FarensedError
-from ..exitcodes import EXIT_BAD_JOB
-from ..formats import JOB_FILE, TARGETS, ScoringPlan
-from ..jobfile import load_job
-from ..paths import Home
-from ..questions import held_out
-from .entry import run_mlx_command
+from farensed.core.errors import FarensedError
+from farensed.core.exitcodes import EXIT_BAD_JOB
+from farensed.core.formats import JOB_FILE, TARGETS, ScoringPlan
+from farensed.core.jobfile import load_job
+from farensed.core.paths import Home
+from farensed.scoring.questions import held_out
+from farensed.worker.entry import run_mlx_command
 
 
 def parse(argv):
@@ -32,8 +32,8 @@ def parse(argv):
 
 
 def score_all(args, out=sys.stdout) -> None:
-    from .answering import Answerer, target_weights
-    from .model import adapter_weights, apply_lora, load_base
+    from farensed.worker.answering import Answerer, target_weights
+    from farensed.worker.model import adapter_weights, apply_lora, load_base
 
     home, run_dir = Home.from_option(args.home), args.run_dir.resolve()
     spec = load_job(run_dir / JOB_FILE)

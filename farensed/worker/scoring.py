@@ -8,12 +8,12 @@ in training_state.json, so a worker killed here answers only what is left, the s
 
 from __future__ import annotations
 
-from ..atomic import append_line, atomic_write_text
-from ..formats import ANSWERS, TARGETS, AnswerScores, ScoredQuestion, ScoringPlan, read_answers
-from ..questions import HeldOut, Question, held_out, planned_count, prompt_questions, summarize
-from .answering import Answerer, target_weights
-from .run import Run
-from .trainer import StopRequested
+from farensed.core.atomic import append_line, atomic_write_text
+from farensed.core.formats import ANSWERS, TARGETS, AnswerScores, ScoredQuestion, ScoringPlan, read_answers
+from farensed.scoring.questions import HeldOut, Question, held_out, planned_count, prompt_questions, summarize
+from farensed.worker.answering import Answerer, target_weights
+from farensed.worker.run import Run
+from farensed.worker.trainer import StopRequested
 
 
 def score(run: Run, train_seconds: float) -> AnswerScores | None:

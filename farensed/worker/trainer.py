@@ -10,17 +10,18 @@ from collections import Counter
 import mlx.core as mx
 import numpy as np
 
-from .. import memplan, oom
-from ..errors import FarensedError
-from ..formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow, Progress
-from ..jobspec import JobSpec
-from ..schedule import learning_rate, steps_per_epoch, total_steps
-from . import batching, memory
-from .distributed import Solo
-from .faults import Faults
-from .grad_checkpoint import set_grad_checkpoint
-from .memory import OutOfMemory
-from .step import StepFunctions, all_finite
+from farensed.core.errors import FarensedError
+from farensed.core.formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow, Progress
+from farensed.core.jobspec import JobSpec
+from farensed.memory import ladder
+from farensed.memory import plan as memplan
+from farensed.worker import batching, memory
+from farensed.worker.distributed import Solo
+from farensed.worker.faults import Faults
+from farensed.worker.grad_checkpoint import set_grad_checkpoint
+from farensed.worker.memory import OutOfMemory
+from farensed.worker.schedule import learning_rate, steps_per_epoch, total_steps
+from farensed.worker.step import StepFunctions, all_finite
 
 GB = 1024**3
 MAX_NONFINITE = 3
@@ -142,7 +143,7 @@ class Trainer:
                     mx.eval(running)  # the one before is done: at most two in flight
             mx.eval(loss, ntoks, acc)
         except RuntimeError as e:
-            if oom.is_oom_message(str(e)):
+            if ladder.is_oom_message(str(e)):
                 rows, width = self._largest(idx, sizes)
                 raise OutOfMemory(str(e).splitlines()[0], "runtime_error", rows, width) from None
             raise

@@ -1,0 +1,215 @@
+"""`farensectl validate`: every problem of a job file (schema, paths, data) and what the data looks like."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from farensed.core.datasets import Example, Splits, load_splits
+from farensed.core.errors import DataError, JobFileError
+from farensed.core.jobfile import Problem, key_lines, load_job
+from farensed.core.jobspec import JobSpec
+from farensed.core.model_source import looks_like_hub_id
+from farensed.core.paths import Home
+from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
+from farensed.memory.estimate import estimate
+from farensed.memory.plan import GB, MARGIN, PAD_TO, padded_width
+
+
+@dataclass
+class Report:
+    """Problems (any one makes the job invalid) and notes on what was seen."""
+
+    file: str
+    spec: JobSpec | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:
+    return home.resolve(spec.output) if spec.output else home.checkpoints / job_id
+
+
+def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str) -> None:
+    add = lambda key, msg: rep.problems.append(Problem(rep.file, msg, lines.get(key), key))  # noqa: E731
+    model = home.resolve(spec.model)
+    if model.is_dir():
+        if not (model / "config.json").is_file():
+            add("model", f"{model} has no config.json: not an mlx-lm model folder")
+    elif looks_like_hub_id(spec.model, home):
+        rep.notes.append(f"model {spec.model!r} is not a local folder: it will be fetched from the hub")
+    else:
+        add("model", f"model folder not found: {model}")
+    data = home.resolve(spec.data)
+    if not data.exists():
+        add("data", f"data not found: {data}")
+    if spec.evaluate.data and not home.resolve(spec.evaluate.data).is_file():
+        add("evaluate.data", f"held-out questions file not found: {home.resolve(spec.evaluate.data)}")
+    out = output_dir(spec, job_id, home).resolve()
+    root = home.checkpoints.resolve()
+    if out != root and root not in out.parents:
+        add("output", f"{out} is outside the checkpoints root {root}")
+
+
+def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
+    """The hostfile reads, the ring backend has IPs, and rank 0 (which owns the run folder) is here."""
+    dist = spec.distributed
+    key = "distributed.hostfile" if dist.hostfile else "distributed.hosts" if dist.hosts else "distributed"
+    add = lambda msg: rep.problems.append(Problem(rep.file, msg, lines.get(key) or lines.get("distributed"), key))  # noqa: E731
+    try:
+        hosts = rank_hosts(dist, home)
+    except HostfileError as e:
+        add(str(e))
+        return
+    if len(hosts) < 2:
+        add(f"{len(hosts)} host in the hostfile: a data-parallel job needs 2 or more")
+    if dist.backend == "ring" and not all(h.ips for h in hosts):
+        add("the ring backend needs `ips` for every host of the hostfile (mlx.distributed_config writes them)")
+    if not is_this_machine(hosts[0]):
+        add(f"rank 0 would run on {hosts[0].ssh}, not on this machine: list this machine first (rank 0 writes"
+            " the run folder the daemon watches)")
+    rep.notes.append(f"distributed: {len(hosts)} ranks, {dist.backend} backend, on "
+                     + ", ".join(dict.fromkeys(h.ssh for h in hosts)))
+
+
+def _tokenizer(spec: JobSpec, home: Home):
+    """The model's own tokenizer (with its chat template), or None if the folder has none."""
+    model = home.resolve(spec.model)
+    if not (model / "tokenizer_config.json").is_file():
+        return None
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers import AutoTokenizer  # heavy; only here (no mlx)
+
+    return AutoTokenizer.from_pretrained(str(model))
+
+
+def _lengths(tok, examples: list[Example]) -> list[int]:
+    """Token lengths as the worker will see them: chat template applied."""
+    out = []
+    for ex in examples:
+        if ex.format == "text":
+            out.append(len(tok.encode(ex.obj["text"])) + 1)
+            continue
+        msgs = ex.obj["messages"] if ex.format == "chat" else [
+            {"role": "user", "content": ex.obj["prompt"]}, {"role": "assistant", "content": ex.obj["completion"]}]
+        out.append(len(tok.apply_chat_template(msgs, tokenize=True, return_dict=False)))
+    return out
+
+
+def _describe_split(name: str, exs: list[Example], lengths: list[int] | None, max_len: int) -> str:
+    fmt = exs[0].format if exs else "-"
+    answers = Counter(e.answer for e in exs)
+    dups = len(exs) - len({(e.answer, repr(e.obj)) for e in exs})
+    text = f"{name}: {len(exs)} examples ({fmt}), {len(answers)} distinct answers, {dups} exact duplicates"
+    if lengths:
+        over = sum(n > max_len for n in lengths)
+        text += (f"; tokens min {min(lengths)} / median {int(statistics.median(lengths))} / max {max(lengths)},"
+                 f" {over} longer than max_seq_length {max_len} (truncated)")
+    return text
+
+
+def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tokens: bool = True) -> None:
+    problems: list[str] = []
+    try:
+        splits: Splits = load_splits(home.resolve(spec.data), spec.valid_fraction, spec.training.seed, problems)
+    except (DataError, OSError, UnicodeDecodeError) as e:
+        rep.problems.append(Problem(rep.file, str(e), lines.get("data"), "data"))
+        return
+    rep.problems += [Problem(rep.file, f"data line: {p}", lines.get("data"), "data") for p in problems]
+    rep.notes.append(f"data: {splits.source}")
+    if home.resolve(spec.data).is_file():
+        n_all = len(splits.train) + len(splits.valid)
+        n_answers = len({e.answer.strip().casefold() for e in splits.train + splits.valid})
+        rep.notes.append(f"{n_all} examples share {n_answers} distinct answers: the split keeps every answer's"
+                         f" examples on one side, so paraphrased questions do not leak into validation")
+    if spec.mask_prompt:
+        if splits.train and splits.train[0].format == "text":
+            rep.problems.append(Problem(rep.file, "mask_prompt needs chat or completions data, not text",
+                                        lines.get("mask_prompt"), "mask_prompt"))
+    if len(splits.train) < spec.training.batch_size:
+        rep.problems.append(Problem(rep.file, f"only {len(splits.train)} training examples, fewer than one"
+                                    f" batch ({spec.training.batch_size})", lines.get("training.batch_size"),
+                                    "training.batch_size"))
+    tok = _tokenizer(spec, home) if measure_tokens else None
+    longest = 0
+    for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
+        if exs or name != "test":
+            lengths = _lengths(tok, exs) if exs and tok is not None else None
+            longest = max([longest, *(lengths or [])]) if name == "train" else longest
+            rep.notes.append(_describe_split(name, exs, lengths,
+                                             spec.training.max_seq_length))
+    _check_memory(rep, spec, home, lines, min(longest or spec.training.max_seq_length, spec.training.max_seq_length))
+    if not splits.valid:
+        rep.notes.append("no validation examples: training will run without eval")
+    _note_leakage(rep, splits)
+
+
+def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: int) -> None:
+    """With a budget: weights over it are a problem; one longest example over it (a rough estimate,
+    even with gradient checkpointing) a warning. The worker measures the real figures."""
+    budget = spec.memory.budget_gb * GB
+    model = home.resolve(spec.model)
+    width = padded_width(longest, spec.training.max_seq_length)
+    est = estimate(model, spec.lora.num_layers, spec.lora.rank, width) if budget and model.is_dir() else None
+    if est is None:
+        return
+    if est.weights > budget:
+        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GB:.2f} GB, over the"
+                                    f" budget of {spec.memory.budget_gb:g} GB", lines.get("memory.budget_gb"),
+                                    "memory.budget_gb"))
+        return
+    one = est.peak(width * spec.memory.min_micro_batch, checkpointed=True)
+    if one > budget * (1 - MARGIN):
+        fits = int(max((budget * (1 - MARGIN) - est.base) / est.per_token_checkpointed, 0) // PAD_TO * PAD_TO)
+        rep.notes.append(f"warning: memory.budget_gb {spec.memory.budget_gb:g} looks too small for the longest"
+                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GB:.2f} GB even"
+                         f" with gradient checkpointing; about {fits} tokens would fit. The worker measures the real"
+                         f" figure before the first step and fails the job if it does not fit")
+    elif est.peak(width * spec.training.batch_size, checkpointed=False) > budget * (1 - MARGIN):
+        rep.notes.append(f"memory: the longest steps ({longest} tokens) will run in narrower micro-batches than"
+                         f" {spec.training.batch_size} to stay within {spec.memory.budget_gb:g} GB (rough estimate)")
+
+
+def _note_leakage(rep: Report, splits: Splits) -> None:
+    train_answers = {e.answer.strip().casefold() for e in splits.train}
+    leaked = [e for e in splits.valid if e.answer.strip().casefold() in train_answers]
+    if leaked:
+        exact = len([e for e in leaked if e.answer in {t.answer for t in splits.train}])
+        distinct = len({e.answer.strip().casefold() for e in leaked})
+        rep.notes.append(f"leakage: {len(leaked)} of {len(splits.valid)} validation examples ({exact} identical,"
+                         f" {len(leaked) - exact} differing only in case or spaces; {distinct} distinct answers)"
+                         f" have their answer in train too; validation loss will look better than it is")
+    else:
+        rep.notes.append("leakage: none (no validation answer appears in train)")
+
+
+def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remote_code: bool = False,
+              job_id: str | None = None, measure_tokens: bool = True) -> Report:
+    """Validate one job file completely; never raises for a bad job (problems are returned).
+    measure_tokens=False skips the tokenizer (token-length notes only; problems are the same)."""
+    path = Path(path)
+    rep = Report(str(path))
+    try:
+        rep.spec = spec = load_job(path)
+    except JobFileError as e:
+        rep.problems = list(e.problems)
+        return rep
+    lines = key_lines(path.read_text(encoding="utf-8"))
+    if spec.trust_remote_code and not allow_remote_code:
+        rep.problems.append(Problem(rep.file, "trust_remote_code runs code from the model folder; the daemon"
+                                    " does not allow it (farensed run --allow-remote-code)",
+                                    lines.get("trust_remote_code"), "trust_remote_code"))
+    if check_paths:
+        _check_paths(rep, spec, home, lines, job_id or path.stem)
+        if spec.distributed is not None:
+            _check_distributed(rep, spec, home, lines)
+        if home.resolve(spec.data).exists():
+            _check_data(rep, spec, home, lines, measure_tokens)
+    return rep

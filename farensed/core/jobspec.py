@@ -1,0 +1,165 @@
+"""The job file (TOML): one pydantic model shared by daemon, worker and client.
+
+A *step* is one optimizer update over the effective batch
+(batch_size x grad_accumulation examples); every step setting counts those.
+Defaults are the values of the user's M1 guide.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from farensed.core.strict import Strict
+
+SCHEMA_VERSION = 1
+MAX_JOB_FILE_BYTES = 1024 * 1024
+GUIDE_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _JobModel(Strict):
+    """Strict, and an assignment is validated as well: a job changed in code stays a valid job."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+
+class Training(_JobModel):
+    batch_size: int = Field(4, ge=1, description="examples per micro-batch")
+    grad_accumulation: int = Field(2, ge=1, description="micro-batches per step")
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    max_seq_length: int = Field(512, ge=8)
+    warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_learning_rate: float = Field(0.0, ge=0, description="end of the cosine decay")
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(0.0, ge=0, description="max gradient norm; 0 = off")
+    seed: int = Field(0, ge=0)
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.grad_accumulation
+
+
+class Lora(_JobModel):
+    type: Literal["lora", "dora"] = "lora"
+    rank: int = Field(8, ge=1)
+    scale: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(GUIDE_TARGET_MODULES), min_length=1)
+    num_layers: int = Field(16, ge=-1, description="last N blocks; -1 = all")
+
+    @model_validator(mode="after")
+    def _num_layers_nonzero(self):
+        if self.num_layers == 0:
+            raise ValueError("num_layers must be -1 (all) or at least 1")
+        return self
+
+
+class Cadence(_JobModel):
+    checkpoint_every: int = Field(200, ge=1, description="steps")
+    checkpoint_every_minutes: float = Field(30.0, ge=0, description="0 = off")
+    eval_every: int = Field(200, ge=1, description="steps")
+    log_every: int = Field(10, ge=1, description="steps")
+    keep_checkpoints: int = Field(3, ge=1, description="newest kept, plus the best")
+    val_batches: int = Field(0, ge=0, description="0 = the whole validation set")
+
+
+class Memory(_JobModel):
+    budget_gb: float = Field(0.0, ge=0, description="0 = no budget")
+    min_micro_batch: int = Field(1, ge=1)
+    grad_checkpoint: bool = False
+
+
+class Generate(_JobModel):
+    prompts: list[str] = Field(default_factory=list)
+    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
+    max_tokens: int = Field(100, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+class Distributed(_JobModel):
+    """Data-parallel over several processes, GPUs or machines, started by mlx.launch."""
+
+    backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = "ring"
+    hosts: list[str] | None = Field(None, min_length=1, description="IP addresses; the first is this machine (rank 0)")
+    hostfile: str | None = Field(None, description="mlx's JSON hostfile (mlx.distributed_config writes one)")
+    processes: int = Field(1, ge=1, le=64,
+                           description="processes per host (mlx.launch -n); one machine: the rank count")
+    port: int = Field(32323, ge=1024, le=65535, description="first TCP port of the ring backend (NCCL: its port)")
+
+    @model_validator(mode="after")
+    def _where(self):
+        if self.hosts is not None and self.hostfile is not None:
+            raise ValueError("give hosts or hostfile, not both")
+        if self.hostfile is not None and self.processes > 1:
+            raise ValueError("processes applies to hosts; in a hostfile, list a host once per process")
+        if self.hostfile is None and self.ranks < 2:
+            raise ValueError("fewer than 2 processes: set processes = 2 or more, or list 2 or more hosts")
+        if self.backend in ("ring", "nccl") and self.hosts and not all(map(_is_ip, self.hosts)):
+            raise ValueError(f"the {self.backend} backend needs IP addresses in hosts; for names, use a hostfile"
+                             " with ssh names and ips (mlx.distributed_config writes one)")
+        if self.backend == "jaccl" and self.hostfile is None:
+            raise ValueError("the jaccl backend needs a hostfile with the RDMA devices (mlx.distributed_config)")
+        return self
+
+    @property
+    def ranks(self) -> int:
+        """Processes in all (not known here for a hostfile: see farensed.host.cluster)."""
+        return len(self.hosts or ["127.0.0.1"]) * self.processes
+
+
+class Evaluate(_JobModel):
+    """After training: held-out questions answered by the base model, the best and the final
+    adapters, each scored against its reference (answers.jsonl)."""
+
+    examples: int | Literal["auto"] = Field(
+        "auto", description='held-out examples to answer; "auto" = as many as fit in time_fraction, 0 = none')
+    time_fraction: float = Field(0.1, gt=0, le=1, description="auto: scoring time as a share of the training time")
+    data: str | None = Field(None, description="a .jsonl of questions; default test.jsonl, else the validation split")
+    max_tokens: int = Field(0, ge=0, description="longest answer; 0 = twice the reference's tokens plus 16")
+
+    @field_validator("examples", mode="before")
+    @classmethod
+    def _auto_or_count(cls, v):
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            return v
+        raise ValueError('expected "auto", 0 (none) or a count of examples')
+
+
+class JobSpec(_JobModel):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="local mlx-lm model folder or hub id")
+    data: str = Field(min_length=1, description="folder with train/valid.jsonl, or one .jsonl")
+    valid_fraction: float = Field(0.1, gt=0, lt=1, description="for a single .jsonl")
+    mask_prompt: bool = True
+    output: str | None = Field(None, description="default checkpoints/<job id>")
+    priority: int = 0
+    max_restarts: int = Field(3, ge=0)
+    trust_remote_code: bool = False
+    training: Training = Field(default_factory=Training)
+    lora: Lora = Field(default_factory=Lora)
+    cadence: Cadence = Field(default_factory=Cadence)
+    memory: Memory = Field(default_factory=Memory)
+    generate: Generate = Field(default_factory=Generate)
+    distributed: Distributed | None = None
+    evaluate: Evaluate = Field(default_factory=Evaluate)
+
+    @model_validator(mode="after")
+    def _micro_batch_floor(self):
+        if self.memory.min_micro_batch > self.training.batch_size:
+            raise ValueError("memory.min_micro_batch is larger than training.batch_size")
+        return self

@@ -1,0 +1,146 @@
+"""The README's first command: start the daemon (unless one runs), submit the demo job, show
+its progress until it ends, show the results, stop the daemon it started. No mlx here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from farensed.cli import client
+from farensed.core.formats import TrainingSummary
+from farensed.core.paths import REPO_ROOT, Home
+from farensed.core.spool.lock import holder_pid
+from farensed.core.status import job_view
+from farensed.results.answer_scores import means_lines, side_by_side
+from farensed.results.rundata import load_run
+
+TERMINAL = {"done", "failed", "cancelled", "rejected"}
+
+
+def start_daemon(home: Home) -> subprocess.Popen | None:
+    """A daemon of our own in the background, or None when one already serves this home."""
+    if holder_pid(home.lock_file) is not None:
+        click.echo(f"using the running daemon (pid {holder_pid(home.lock_file)})")
+        return None
+    home.logs.mkdir(parents=True, exist_ok=True)
+    out = open(home.logs / "demo-daemon.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "farensed.daemon.main", "run", "--home", str(home.root)],
+                            stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(100):
+        if holder_pid(home.lock_file) == proc.pid:
+            click.echo(f"started farensed (pid {proc.pid}); log: {home.logs / 'farensed.jsonl'}")
+            return proc
+        time.sleep(0.1)
+    raise click.ClickException(f"the daemon did not start; see {home.logs / 'demo-daemon.out'}")
+
+
+def submit(home: Home, job_file: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "farensed.cli.main", "submit", str(job_file), "--home",
+                           str(home.root)], capture_output=True, text=True)
+    if proc.returncode:
+        raise click.ClickException(proc.stderr.strip() or proc.stdout.strip())
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def wait_claimed(home: Home, job_id: str, timeout: float = 30.0) -> None:
+    """Until the daemon has claimed the dropped file (its record exists)."""
+    record = client.dirs(home).jobs / f"{job_id}.json"
+    end = time.monotonic() + timeout
+    while not record.exists():
+        if time.monotonic() > end:
+            raise click.ClickException(f"the daemon did not pick up {job_id} within {timeout:.0f} s;"
+                                       f" see {home.logs / 'farensed.jsonl'}")
+        time.sleep(0.1)
+
+
+def follow(home: Home, job_id: str) -> str:
+    """Show progress with `farensectl watch` until the job ends; returns its final state."""
+    wait_claimed(home, job_id)
+    subprocess.run([sys.executable, "-m", "farensed.cli.main", "watch", job_id, "--home", str(home.root)])
+    for _ in range(50):  # watch returns when the job ends; wait for the daemon to record it
+        state = job_view(client.job(home, job_id)).state
+        if state in TERMINAL:
+            return state
+        time.sleep(0.2)
+    return state
+
+
+def show_results(home: Home, job_id: str) -> None:
+    view = job_view(client.job(home, job_id))
+    out = Path(view.output_dir or home.checkpoints / job_id)
+    click.echo(f"\njob {job_id}: {view.state}" + (f" ({view.reason})" if view.reason else ""))
+    data = load_run(out)
+    if data.summary is not None:
+        click.echo(timing_text(data.summary))
+        show_answers(data)
+    click.echo(f"\nresults in {out}:")
+    for p in sorted(out.iterdir()):
+        click.echo(f"  {p.name}{'/' if p.is_dir() else ''}")
+    click.echo(f"\nnext: farensectl report {job_id}   farensectl score {job_id}   "
+               f"farensectl ask {job_id} --final \"Qual é a alcunha do Farense?\"")
+
+
+def timing_text(s: TrainingSummary) -> str:
+    """Training time and speed without start-up and compile, which are given on their own."""
+    best = f"{s.best_val_loss:.3f} (step {s.best_step})" if s.best_val_loss is not None else "-"
+    train = f"{s.final_train_loss:.3f}" if s.final_train_loss is not None else "-"
+    return (f"  trained {s.steps} steps in {s.seconds:.1f}s, {s.tokens_per_sec:,.0f} tokens/s"
+            f" (apart from that: start-up and loading {s.load_seconds:.1f}s, compiling the step"
+            f" {s.compile_seconds:.1f}s)\n"
+            f"  final train loss {train}, best val loss {best}")
+
+
+def show_answers(data) -> None:
+    """The job's prompts answered by the base model and the trained (final) adapters, side by side
+    with their F1 against the answer in the data; then the held-out means."""
+    from rich.console import Console
+    from rich.table import Table
+
+    prompts = [r for r in data.answers if r.kind == "prompt"]
+    if prompts:
+        table = Table(title="base model vs trained (final adapters); F1 against the data's answer",
+                      show_lines=True, header_style="bold")
+        for name in ("question", "base model", "trained"):
+            table.add_column(name, overflow="fold")
+        for question, _ref, base, final in side_by_side(prompts, ("base", "final")):
+            table.add_row(question, base, final)
+        Console().print(table)
+    for line in means_lines(data.summary.scores):
+        click.echo(line)
+
+
+def stop_daemon(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    click.echo(f"stopped farensed (pid {proc.pid})")
+
+
+@click.command()
+@click.option("--home", envvar="FARENSED_HOME", default=None, help="farensed home (default: the repository).")
+@click.option("--job", "job_file", type=click.Path(dir_okay=False, exists=True),
+              default=str(REPO_ROOT / "jobs" / "demo.toml"), show_default=True)
+def main(home, job_file):
+    """Run the demo job through the daemon and show what it produced."""
+    h = Home.from_option(home)
+    os.environ["FARENSED_HOME"] = str(h.root)
+    proc = start_daemon(h)
+    try:
+        job_id = submit(h, Path(job_file))
+        click.echo(f"submitted {job_file} as job {job_id}")
+        state = follow(h, job_id)
+        show_results(h, job_id)
+    finally:
+        stop_daemon(proc)
+    sys.exit(0 if state == "done" else 1)
+
+
+if __name__ == "__main__":
+    main()
