@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_HOME = "FARENSED_HOME"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # farensed/core/paths.py: the repository
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:

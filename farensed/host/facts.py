@@ -36,7 +36,7 @@ def _version(dist: str) -> str:
 
 def source_digest() -> str:
     """sha256 of farensed's own source: the same version string can hide an edited checkout."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # the whole package
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
