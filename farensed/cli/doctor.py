@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 
 MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 

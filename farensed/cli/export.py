@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.errors import FarensedError
 from farensed.core.exitcodes import EXIT_OOM_EXHAUSTED
 from farensed.host.blas import worker_env

@@ -8,7 +8,7 @@ import time
 import click
 
 from farensed.cli import client
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.spool import records
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from farensed.cli import client
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.errors import FarensedError
 from farensed.core.formats import WORKER_LOG
 from farensed.core.spool.records import FINISHED

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
 from farensed.cli.request import send
+from farensed.core.cli_common import clean_errors, get_home, home_option
 
 
 @click.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.formats import ScoredQuestion, ScoringPlan
 from farensed.results.answer_scores import answer_cell, means_lines
 from farensed.results.locate import locate

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
 from farensed.core.atomic import atomic_write_text
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.host import service
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the file and the commands; change nothing.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
 from farensed.cli.table import job_detail, jobs_table
 from farensed.core import status_peek
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.spool.lock import daemon_alive
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from farensed.cli import client
-from farensed.cli.common import clean_errors, get_home, home_option
 from farensed.core.atomic import atomic_write_bytes
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.errors import FarensedError
 from farensed.core.spool.folders import dropped_files
 from farensed.core.spool.records import id_base, taken_ids, unique_id

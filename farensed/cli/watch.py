@@ -6,7 +6,7 @@ import time
 
 import click
 
-from farensed.cli.common import clean_errors, get_home, home_option
+from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.results.locate import default_job, locate
 
 

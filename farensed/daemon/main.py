@@ -7,8 +7,8 @@ import sys
 import click
 
 from farensed import __version__
-from farensed.cli.common import clean_errors, get_home, home_option
 from farensed.core import logs
+from farensed.core.cli_common import clean_errors, get_home, home_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -53,7 +53,7 @@ def test_a_spool_other_users_can_write_fails_with_the_fix(tmp_path):
 def test_a_missing_demo_model_and_the_slow_blas_are_warnings_with_fixes(tmp_path):
     proc = doctor(tmp_path, "--json", FARENSED_NO_BLAS_PRELOAD="1")
     checks = _checks(proc)
-    assert checks["demo"]["level"] == "warn" and "demo_model --if-missing" in checks["demo"]["fix"]
+    assert checks["demo"]["level"] == "warn" and "demo.model --if-missing" in checks["demo"]["fix"]
     if sys.platform.startswith("linux"):
         assert checks["blas"]["level"] == "warn" and "libopenblas0-pthread" in checks["blas"]["fix"]
 

@@ -1,4 +1,5 @@
-"""Shared click plumbing: the --home option and turning FarensedError into one clear line."""
+"""Command-line plumbing both entry points (farensectl, farensed) share: the --home option and
+turning FarensedError into one clear line."""
 
 from __future__ import annotations
 
