@@ -12,7 +12,7 @@ from farensed.cli import client
 from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.errors import FarensedError
 from farensed.core.formats import WORKER_LOG
-from farensed.core.spool.records import FINISHED
+from farensed.core.states import FINISHED
 
 
 @click.command()

@@ -6,12 +6,13 @@ import click
 
 from farensed.cli import client
 from farensed.core.errors import FarensedError
-from farensed.core.spool.requests import RULES, write_request
+from farensed.core.spool.requests import write_request
+from farensed.core.states import verb_target
 
 
 def send(home, verb: str, job_id: str) -> None:
     rec = client.job(home, job_id)
-    if rec.state not in RULES[verb]:
+    if verb_target(verb, rec.state) is None:
         raise FarensedError(f"job {job_id} is {rec.state}: cannot {verb} it")
     write_request(client.dirs(home).requests, verb, job_id)
     st = client.current_status(home)

@@ -17,6 +17,7 @@ from farensed.core.formats import PROGRESS, TRAINING_STATE, LiveProgress, RankIn
 from farensed.core.paths import Home
 from farensed.core.reading import read_or_none
 from farensed.core.spool.lock import daemon_alive
+from farensed.core.states import FINISHED
 from farensed.core.strict import Strict
 from farensed.memory import plan as memplan
 
@@ -127,7 +128,7 @@ def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int
     recs = list(records.values())
     queue = sorted((r for r in recs if r.state == "queued"), key=lambda r: (-r.priority, r.seq))
     paused = sorted((r for r in recs if r.state == "paused"), key=lambda r: r.seq)
-    done = sorted((r for r in recs if r.state in ("done", "failed", "cancelled", "rejected")),
+    done = sorted((r for r in recs if r.state in FINISHED),
                   key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     cur = next((r for r in recs if r.state == "running"), None)
     return Status(daemon=daemon, current=job_view(cur, live=cur.id == running_id) if cur else None,

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from farensed.core.spool import requests
-from farensed.core.spool.requests import RULES
+from farensed.core.states import verb_target
 from farensed.daemon.worker_process import ask_stop
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def apply(d: Daemon, req: requests.Request) -> None:
     if rec is None:
         d.log.warning("request_ignored", verb=req.verb, job_id=req.job, why="unknown job")
         return
-    target = RULES[req.verb].get(rec.state)
+    target = verb_target(req.verb, rec.state)
     if target is None:
         d.log.warning("request_ignored", verb=req.verb, job_id=rec.id, why=f"job is {rec.state}")
         return

@@ -23,6 +23,7 @@ from farensed.core.paths import Home
 from farensed.core.spool import records
 from farensed.core.spool.folders import SpoolDirs, check_spool_permissions
 from farensed.core.spool.lock import InstanceLock
+from farensed.core.states import BUSY, FINISHED
 from farensed.core.status import DaemonInfo, build
 from farensed.daemon import spool_events, unattended
 from farensed.daemon.control import apply_requests
@@ -83,7 +84,7 @@ class Daemon:
     def move(self, rec: records.JobRecord, new: str, reason: str | None, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = transition(self.dirs, rec, new, self.log, reason, **changes)
         self.dirty = True
-        if new in ("done", "failed", "cancelled"):
+        if new in FINISHED:
             summary = Path(rec.output_dir or "") / SUMMARY
             unattended.job_finished(rec, str(summary) if summary.is_file() else None, self.cfg.hook, self.log)
         return rec
@@ -91,7 +92,7 @@ class Daemon:
     def fail_job(self, job_id: str, reason: str, to: str = "failed") -> None:
         """Fail (or, for a full disk, pause) one job, whatever went wrong with it; never raises."""
         rec = self.records.get(job_id)
-        if rec is None or rec.state in records.FINISHED:
+        if rec is None or rec.state in FINISHED:
             return
         if self.worker is not None and self.worker.job_id == job_id:  # failed while its worker ran
             kill(self.worker)
@@ -158,9 +159,8 @@ class Daemon:
         return 0.5 if (self.worker is not None or self.stopping) else self.cfg.idle_tick
 
     def _idle(self) -> bool:
-        busy = ("queued", "running")
         return (self.worker is None and not self.stability.pending
-                and not any(r.state in busy for r in self.records.values()))
+                and not any(r.state in BUSY for r in self.records.values()))
 
     def publish_status(self, final: bool = False) -> None:
         now = time.time()

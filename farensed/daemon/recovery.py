@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from farensed.core.checks import check_job, output_dir
 from farensed.core.spool import records
-from farensed.core.spool.records import FINISHED, STATES, JobRecord
+from farensed.core.spool.records import JobRecord
+from farensed.core.states import FINISHED, STATES
 from farensed.daemon.guard import for_job
 from farensed.daemon.reap import count_restart
 from farensed.daemon.transition import place_file

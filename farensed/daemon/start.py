@@ -12,6 +12,7 @@ from farensed.core.jobfile import load_job
 from farensed.core.model_source import looks_like_hub_id
 from farensed.core.paths import Home
 from farensed.core.run_folder import prepare_run
+from farensed.core.states import BUSY
 from farensed.daemon import policy, unattended
 from farensed.daemon.guard import for_job
 from farensed.daemon.worker_process import spawn
@@ -26,7 +27,7 @@ def start_next(d: Daemon) -> None:
     if d.worker is not None or d.stopping or d.on_battery:
         return
     cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
-             if r.state in ("queued", "running")]
+             if r.state in BUSY]
     job_id = policy.next_job(cands, time.time())
     if job_id is None:
         return

@@ -8,39 +8,24 @@ from farensed.core.errors import FarensedError
 from farensed.core.spool import records
 from farensed.core.spool.folders import SpoolDirs, find_job_file, move
 from farensed.core.spool.records import JobRecord
-
-ALLOWED: dict[str | None, frozenset[str]] = {
-    None: frozenset({"queued", "rejected"}),
-    # any job that is not finished can fail: its file vanished, its output folder cannot be written...
-    "queued": frozenset({"running", "paused", "cancelled", "failed"}),
-    "running": frozenset({"done", "failed", "cancelled", "paused"}),
-    "paused": frozenset({"queued", "cancelled", "failed"}),
-    "failed": frozenset({"queued"}),
-    "cancelled": frozenset({"queued"}),
-    "done": frozenset(),
-    "rejected": frozenset(),
-}
+from farensed.core.states import FINISHED, can_move
 
 
 class TransitionError(FarensedError):
     """A state change that the job's current state does not allow."""
 
 
-def allowed(old: str | None, new: str) -> bool:
-    return new in ALLOWED.get(old, frozenset())
-
-
 def transition(dirs: SpoolDirs, rec: JobRecord, new: str, log, reason: str | None = None,
                now: float | None = None, **changes) -> JobRecord:
     """Move `rec` to state `new`: record first (the truth), then the job file into its folder."""
-    if not allowed(rec.state, new):
+    if not can_move(rec.state, new):
         raise TransitionError(f"job {rec.id}: cannot go from {rec.state} to {new}")
     now = time.time() if now is None else now
     hist = records.Transition(from_state=rec.state, to_state=new, at=now, reason=reason)
     upd = {"state": new, "since": now, "reason": reason, "history": [*rec.history, hist], **changes}
     if new == "running" and rec.started_at is None:
         upd.setdefault("started_at", now)
-    if new in records.FINISHED:
+    if new in FINISHED:
         upd.setdefault("finished_at", now)
     new_rec = rec.model_copy(update=upd)
     records.save(dirs.jobs, new_rec)
@@ -66,7 +51,7 @@ def place_file(dirs: SpoolDirs, rec: JobRecord, missing_ok: bool = False) -> Non
 def admit(dirs: SpoolDirs, rec: JobRecord, log, recovered: bool = False) -> JobRecord:
     """Record a job that was just claimed (its file already renamed into its state folder).
     `recovered`: a job file found in a state folder without a readable record, taken as it is."""
-    if not recovered and not allowed(None, rec.state):
+    if not recovered and not can_move(None, rec.state):
         raise TransitionError(f"job {rec.id}: a new job cannot start as {rec.state}")
     rec = rec.model_copy(update={"history": [records.Transition(from_state=None, to_state=rec.state,
                                                                   at=rec.since, reason=rec.reason)]})

@@ -16,11 +16,10 @@ from farensed.cli import client
 from farensed.core.formats import TrainingSummary
 from farensed.core.paths import REPO_ROOT, Home
 from farensed.core.spool.lock import holder_pid
+from farensed.core.states import FINISHED
 from farensed.core.status import job_view
 from farensed.results.answer_scores import means_lines, side_by_side
 from farensed.results.rundata import load_run
-
-TERMINAL = {"done", "failed", "cancelled", "rejected"}
 
 
 def start_daemon(home: Home) -> subprocess.Popen | None:
@@ -65,7 +64,7 @@ def follow(home: Home, job_id: str) -> str:
     subprocess.run([sys.executable, "-m", "farensed.cli.main", "watch", job_id, "--home", str(home.root)])
     for _ in range(50):  # watch returns when the job ends; wait for the daemon to record it
         state = job_view(client.job(home, job_id)).state
-        if state in TERMINAL:
+        if state in FINISHED:
             return state
         time.sleep(0.2)
     return state

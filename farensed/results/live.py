@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from farensed.core.paths import Home
-from farensed.core.spool.records import FINISHED
+from farensed.core.states import FINISHED
 from farensed.core.status import daemon_state
 from farensed.core.textfmt import fmt_num, fmt_secs
 from farensed.memory import plan as memplan

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from farensed.core.atomic import atomic_write_text, fsync_dir
 from farensed.core.errors import FarensedError
-from farensed.core.spool.records import STATES
+from farensed.core.states import STATES
 
 IGNORED = (".*", "*~", "*.swp", "*.swx", "4913", "*.tmp", "#*#")
 

@@ -14,12 +14,8 @@ from pydantic import Field
 from farensed.core.atomic import atomic_write_json
 from farensed.core.errors import StateError
 from farensed.core.formats import read_model
+from farensed.core.states import JobState, StopFor
 from farensed.core.strict import Strict
-
-JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled", "rejected"]
-STATES: tuple[str, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
-FINISHED = frozenset({"done", "failed", "cancelled", "rejected"})
-StopFor = Literal["cancel", "pause", "battery"]
 
 
 class Transition(Strict):

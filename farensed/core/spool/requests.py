@@ -13,16 +13,8 @@ from typing import Literal
 from farensed.core.atomic import atomic_write_json, fsync_dir
 from farensed.core.errors import StateError
 from farensed.core.formats import read_model
+from farensed.core.states import Verb
 from farensed.core.strict import Strict
-
-Verb = Literal["cancel", "pause", "resume", "retry"]
-# verb -> {state the job is in: state it goes to}; "stop" means: ask the running worker first
-RULES = {
-    "cancel": {"queued": "cancelled", "paused": "cancelled", "running": "stop"},
-    "pause": {"queued": "paused", "running": "stop"},
-    "resume": {"paused": "queued"},
-    "retry": {"failed": "queued", "cancelled": "queued"},
-}
 
 
 class Request(Strict):
