@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from farensed import __version__
@@ -26,6 +24,7 @@ from farensed.core.spool.lock import InstanceLock
 from farensed.core.states import BUSY, FINISHED
 from farensed.core.status import DaemonInfo, build
 from farensed.daemon import spool_events, unattended
+from farensed.daemon.config import Config
 from farensed.daemon.control import apply_requests
 from farensed.daemon.guard import Guard, phase
 from farensed.daemon.intake import Stability, scan_spool
@@ -39,22 +38,6 @@ from farensed.host import blas, metal
 
 PHASES = (("apply_requests", apply_requests), ("check_power", check_power), ("scan_spool", scan_spool),
           ("start_next", start_next))
-
-
-@dataclass
-class Config:
-    once: bool = False
-    settle_seconds: float = 3.0  # a stable file that does not parse is rejected only after this
-    stall_seconds: float = 600.0  # restart a worker whose progress files did not change for this long
-    stop_grace: float = 15.0  # SIGTERM -> SIGKILL (inside launchd's 20 s ExitTimeOut)
-    status_every: float = 2.0
-    idle_tick: float = 2.0
-    allow_remote_code: bool = False
-    sleep_guard: str = "auto"  # caffeinate while a worker runs: auto (macOS) | on | off
-    hook: str | None = None  # shell command run when a job ends (FARENSED_JOB_* in its environment)
-    pause_on_battery: bool = False
-    worker_python: str = sys.executable  # the interpreter that runs `-m farensed.worker`
-    metal_relax: bool = True  # AGX_RELAX_CDM_CTXSTORE_TIMEOUT=1 for the worker on macOS (see metal.py)
 
 
 class Daemon:
