@@ -98,7 +98,8 @@ class Daemon:
         return rec
 
     # --- the loop --------------------------------------------------------------------
-    def run(self) -> int:
+    def serve(self) -> int:
+        """Hold the lock, recover, then run the loop until stopped; the exit code."""
         lock = InstanceLock(self.home.lock_file)
         lock.acquire()
         observer = None

@@ -52,7 +52,7 @@ def run(home, once, stall_seconds, settle_seconds, stop_grace, allow_remote_code
     cfg = Config(once=once, stall_seconds=stall_seconds, settle_seconds=settle_seconds, stop_grace=stop_grace,
                  allow_remote_code=allow_remote_code, sleep_guard=sleep_guard, hook=hook,
                  pause_on_battery=pause_on_battery, worker_python=worker_python, metal_relax=metal_relax)
-    raise SystemExit(Daemon(h, cfg, logs.get()).run())
+    raise SystemExit(Daemon(h, cfg, logs.get()).serve())
 
 
 def main() -> None:
