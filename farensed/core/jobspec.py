@@ -77,7 +77,8 @@ class Memory(_JobModel):
 
 class Generate(_JobModel):
     prompts: list[str] = Field(default_factory=list)
-    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
+    system: str | None = Field(None, description="system message before each prompt; default: the one every chat"
+                                " example of the data starts with; \"\" = none")
     max_tokens: int = Field(100, ge=1)
     temperature: float = Field(0.0, ge=0)
 
