@@ -42,8 +42,8 @@ def best_verified(data: RunData, home: Home) -> Target:
                             " one (cadence.checkpoint_every), or choose --adapters step:N")
     best = data.state.best_step if data.state else None
     step, name = next(((s, n) for s, n in verified if s == best), verified[0])
-    why = "best so far" if step == best else f"newest verified; the best step {best} has no checkpoint" if best \
-        else "newest verified; no evaluation yet"
+    why = ("best so far" if step == best else "newest verified; no evaluation yet" if best is None
+           else f"newest verified; the best step {best} has no checkpoint")
     target = choose(data, home, checkpoint=name)
     return replace(target, label=f"{name} ({why})")
 

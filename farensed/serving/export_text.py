@@ -35,6 +35,10 @@ def command_lines(rep: ExportReport, dest: Path) -> list[str]:
         if not q.written:
             lines.append(f"llama.cpp's llama-quantize was not found: to make {q.file}, install llama.cpp and run"
                          f"\n  cd {shlex.quote(str(dest))} && {shlex.join(q.command)}")
+    waiting = [q.file for q in rep.quantized if not q.written]
+    if rep.ollama is not None and waiting:
+        lines.append(f"the Modelfile loads the f16 GGUF: once {waiting[0]} is made, change its FROM line"
+                     f" to ./{waiting[0]}")
     if rep.ollama is not None:
         lines.append(f"to load it in Ollama:\n  cd {shlex.quote(str(dest))} && {shlex.join(rep.ollama.create_command)}")
     return lines

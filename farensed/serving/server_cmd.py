@@ -16,7 +16,7 @@ from farensed.core.errors import FarensedError
 from farensed.core.formats import ADAPTER_CONFIG, ADAPTERS
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]*")
+HOST = re.compile(r"[A-Za-z0-9:][A-Za-z0-9.:-]*")  # never a leading "-"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ Started by `farensectl export`, which owns the temporary folder `plan.out` and r
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from farensed.core.atomic import atomic_write_json, atomic_write_text
 from farensed.core.errors import FarensedError
 from farensed.core.exports import (
     EXPORT_REPORT,
+    GGUF_ARCHITECTURES,
     GGUF_F16,
     MODELFILE,
     ExportPlan,
@@ -31,6 +33,7 @@ from farensed.core.exports import (
 from farensed.serving import modelfile
 from farensed.serving.chat_template import with_default_system
 from farensed.serving.gguf_check import gguf_facts, tokenizer_note
+from farensed.worker import faults
 from farensed.worker import parity as par
 from farensed.worker.entry import run_mlx_command
 
@@ -39,6 +42,14 @@ FUSED_WORK = ".fused"  # the fused MLX model inside a GGUF export's folder while
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def stall_if_asked() -> None:
+    """The hang_in_export fault (worker/faults.py): a test stops the export here, half-way."""
+    if "hang_in_export" in os.environ.get(faults.ENV, ""):
+        say("hang_in_export: waiting to be stopped")
+        while True:
+            time.sleep(1)
 
 
 def load_with_system(plan: ExportPlan):
@@ -73,8 +84,9 @@ def write_gguf(work: Path, out: Path, model, config: dict, parity: Parity) -> Pa
     from mlx.utils import tree_flatten
     from mlx_lm.gguf import convert_to_gguf
 
-    if config.get("model_type") not in ("llama", "mistral", "mixtral"):
-        raise FarensedError(f"GGUF export supports llama, mistral and mixtral models, not {config.get('model_type')}")
+    if config.get("model_type") not in GGUF_ARCHITECTURES:
+        raise FarensedError(f"GGUF export supports {', '.join(GGUF_ARCHITECTURES)} models, not"
+                            f" {config.get('model_type')!r}")
     weights = dict(tree_flatten(model.parameters()))
     gguf = out / GGUF_F16
     say(f"writing {gguf.name} (mlx-lm's GGUF export)")
@@ -157,6 +169,7 @@ def export(plan: ExportPlan) -> ExportReport:
     from mlx_lm.utils import save
 
     save(work, plan.model, model, tokenizer, config, donate_model=False)
+    stall_if_asked()
     parity, gguf = Parity(), None
     if plan.format != "mlx":
         gguf = write_gguf(work, out, model, config, parity)
@@ -169,14 +182,18 @@ def export(plan: ExportPlan) -> ExportReport:
         if plan.format == "ollama":
             ollama = write_modelfile(plan, out, tokenizer, template, quantized)
         shutil.rmtree(work)
-    return report(plan, out, parity, quantized, ollama, dequantize, time.monotonic() - t0)
+    requantized = "quantization" in config
+    return report(plan, out, parity, quantized, ollama, dequantize, requantized, time.monotonic() - t0)
 
 
-def report(plan: ExportPlan, out: Path, parity: Parity, quantized, ollama, dequantized: bool,
+def report(plan: ExportPlan, out: Path, parity: Parity, quantized, ollama, dequantized: bool, requantized: bool,
            seconds: float) -> ExportReport:
     notes = []
-    if plan.system:
+    if plan.system and plan.format == "mlx":
         notes.append("the chat template puts the job's system prompt first when a conversation has none")
+    if plan.format == "mlx" and requantized:
+        notes.append("the base model is quantized, so the fused weights were quantized again and answers can"
+                     " move; --dequantize keeps the fused weights exact (and larger)")
     rep = ExportReport(format=plan.format, job=plan.job, adapters=plan.adapters_label, adapter_path=plan.adapters,
                        model=plan.model, dequantized=dequantized, system=plan.system,
                        files=sorted([p.name for p in out.iterdir()] + [EXPORT_REPORT]), parity=parity,
