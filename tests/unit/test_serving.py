@@ -211,3 +211,20 @@ def test_export_json_round_trips():
     assert ExportReport.model_validate_json(rep.model_dump_json()) == rep
     with pytest.raises(ValueError):
         ExportReport.model_validate({**json.loads(rep.model_dump_json()), "surprise": 1})
+
+
+def test_validate_reports_the_system_prompt_it_will_use(tmp_path):
+    from farensed.core.checks import check_job
+    from farensed.core.paths import Home
+
+    # Given the demo's data (one system prompt on every example) and a job that sets none, then one that does
+    plain = tmp_path / "plain.toml"
+    plain.write_text(f'schema_version = 1\nname = "p"\nmodel = "{TINY}"\ndata = "{REPO / "data"}"\n')
+    given = tmp_path / "given.toml"
+    given.write_text(plain.read_text() + '[generate]\nsystem = "Responde em inglês."\n')
+    # Then validate names the data's prompt as the default, and the job's as overriding it
+    notes = check_job(plain, Home(tmp_path)).notes
+    assert any(n.startswith("system prompt: every chat example starts with the same one") and "És um" in n
+               for n in notes)
+    notes = check_job(given, Home(tmp_path)).notes
+    assert "system prompt: [generate].system, not the data's shared one: Responde em inglês." in notes
