@@ -20,8 +20,12 @@ def needed_bytes(model_dir: Path, config: dict, fmt: str, dequantize: bool, quan
     return int((fused + gguf) * MARGIN)
 
 
+def size_text(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def check_space(parent: Path, need: int) -> None:
     free = shutil.disk_usage(parent).free
     if free < need:
-        raise FarensedError(f"{parent}: {free / 2**30:.2f} GiB free, the export needs about {need / 2**30:.2f} GiB:"
+        raise FarensedError(f"{parent}: {size_text(free)} free, the export needs about {size_text(need)}:"
                             " free some space or choose another --out")
