@@ -50,6 +50,9 @@ def serve(job, choice, port, host, allow_remote, home):
         click.echo(f"note: {data.name} is still training: serving {target.label}; serve again for a newer one",
                    err=True)
     template = read_chat_template(model_folder(target.model))
+    if template is None and target.system:
+        click.echo("note: the model has no chat template, so mlx_lm.server cannot put the job's system prompt"
+                   " first; send it as the first message", err=True)
     g = data.spec.generate if data.spec else None
     spec = ServeSpec(model=target.model, adapters=None, host=host, port=free_port(host, port),
                      chat_template=with_default_system(template, target.system) if template else None,

@@ -79,6 +79,7 @@ class TensorParity(Strict):
     tensors: int  # in the fused model
     matched: int
     max_abs_error: float
+    types: dict[str, int] = Field(default_factory=dict)  # GGUF tensor types, e.g. {"F16": 14, "F32": 7}
     missing: list[str] = Field(default_factory=list)  # fused weights with no GGUF tensor
     extra: list[str] = Field(default_factory=list)  # GGUF tensors with no fused weight
     mismatched: list[TensorMismatch] = Field(default_factory=list)

@@ -24,7 +24,7 @@ def tensor_lines(t: TensorParity) -> list[str]:
     verdict = "every one matches" if t.ok else "MISMATCH"
     lines = [f"parity: {t.file} read back: {t.matched}/{t.tensors} tensors match the fused weights (llama.cpp"
              f" names, shapes, values within float16 rounding; largest difference {t.max_abs_error:.3g}):"
-             f" {verdict}"]
+             f" {verdict}; stored as {', '.join(f'{k} x{v}' for k, v in sorted(t.types.items()))}"]
     lines += [f"  missing in the GGUF: {n}" for n in t.missing] + [f"  not a fused weight: {n}" for n in t.extra]
     return lines + [f"  {m.name}: {m.why}" for m in t.mismatched]
 

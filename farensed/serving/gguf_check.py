@@ -81,8 +81,11 @@ def check_gguf(path: Path, fused: dict[str, np.ndarray], config: dict) -> Tensor
         worst = max(worst, err)
         if why:
             mismatched.append(TensorMismatch(name=target, why=why))
+    types: dict[str, int] = {}
+    for t in stored.values():
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
     return TensorParity(file=path.name, tensors=len(fused), matched=len(seen) - len(mismatched),
-                        max_abs_error=worst, missing=missing, extra=sorted(set(stored) - seen),
+                        max_abs_error=worst, types=types, missing=missing, extra=sorted(set(stored) - seen),
                         mismatched=mismatched)
 
 

@@ -80,6 +80,15 @@ def fuse(model, config: dict, dequantize: bool):
     return model
 
 
+def as_f16(weights: dict) -> dict:
+    """float16 weights, as the file says (mlx-lm's export converts bfloat16 only and would keep a
+    float32 model float32); the norms stay float32, as llama.cpp keeps them."""
+    import mlx.core as mx
+
+    return {k: v.astype(mx.float16) if v.dtype in (mx.float32, mx.bfloat16) and "norm" not in k else v
+            for k, v in weights.items()}
+
+
 def write_gguf(work: Path, out: Path, model, config: dict, parity: Parity) -> Path:
     from mlx.utils import tree_flatten
     from mlx_lm.gguf import convert_to_gguf
@@ -90,7 +99,7 @@ def write_gguf(work: Path, out: Path, model, config: dict, parity: Parity) -> Pa
     weights = dict(tree_flatten(model.parameters()))
     gguf = out / GGUF_F16
     say(f"writing {gguf.name} (mlx-lm's GGUF export)")
-    convert_to_gguf(work, weights, config, str(gguf))
+    convert_to_gguf(work, as_f16(weights), config, str(gguf))
     say(f"reading {gguf.name} back: every tensor against the fused weights")
     parity.gguf_tensors = par.tensor_parity(gguf, weights, config)
     if note := tokenizer_note(work, gguf_facts(gguf)):

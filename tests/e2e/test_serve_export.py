@@ -47,6 +47,7 @@ def test_gguf_export_is_written_and_every_tensor_read_back(run, tmp_path):
     rep = json.loads((tmp_path / "g" / "export.json").read_text())
     t = rep["parity"]["gguf_tensors"]
     assert t["tensors"] == t["matched"] == len(tensors) and not (t["missing"] or t["extra"] or t["mismatched"])
+    assert t["types"] == {"F16": 16, "F32": 5}  # float16 as the name says; the norms float32, as llama.cpp keeps them
     assert f"{len(tensors)}/{len(tensors)} tensors match" in out and "every one matches" in out
     assert "GGUF answers not compared: no GGUF runtime" in out
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["export.json", "model-f16.gguf"]
