@@ -28,6 +28,7 @@ VERBS = {
     "ask": ("ask", "ask"),
     "score": ("score", "score"),
     "compare": ("compare", "compare"),
+    "serve": ("serve", "serve"),
     "export": ("export", "export"),
     "doctor": ("doctor", "doctor"),
     "install": ("service_cmd", "install"),

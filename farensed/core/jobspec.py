@@ -92,7 +92,8 @@ class Memory(_JobModel):
 
 class Generate(_JobModel):
     prompts: list[str] = Field(default_factory=list, description="questions answered at the end by base, best, final")
-    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
+    system: str | None = Field(None, description="system message before each prompt; default: the one every chat"
+                                " example of the data starts with; \"\" = none")
     max_tokens: int = Field(100, ge=1, le=1 << 20, description="longest answer to a prompt")
     temperature: float = Field(0.0, ge=0, le=100, description="0 = greedy")
 

@@ -14,6 +14,7 @@ from farensed.core.errors import FarensedError
 from farensed.core.formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
 from farensed.core.model_source import local_or_hub
 from farensed.core.paths import Home
+from farensed.core.system_prompt import job_system_at
 from farensed.results.rundata import RunData
 
 ADAPTER_FILE = ADAPTERS
@@ -25,7 +26,7 @@ class Target:
     adapters: Path | None  # an adapter folder; None = the base model
     label: str  # "best", "final", "checkpoint_epoch0_step8", "base"
     trust_remote_code: bool = False
-    system: str | None = None  # the job's generate.system, put before each prompt
+    system: str | None = None  # the job's system prompt (core/system_prompt.py), put before each prompt
 
 
 def base_model(data: RunData, home: Home) -> str:
@@ -65,7 +66,7 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
         raise FarensedError("choose one of --final, --checkpoint, --base")
     trust = bool(data.spec and data.spec.trust_remote_code)
     model = base_model(data, home)
-    target = partial(Target, trust_remote_code=trust, system=data.spec.generate.system if data.spec else None)
+    target = partial(Target, trust_remote_code=trust, system=job_system_at(data.spec, home) if data.spec else None)
     if base:
         return target(model, None, "base")
     if final:

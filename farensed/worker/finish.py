@@ -17,6 +17,7 @@ from farensed.core.formats import (
     TrainingSummary,
     read_model,
 )
+from farensed.core.system_prompt import job_system
 from farensed.worker import outputs
 from farensed.worker.infer import chat_prompt
 from farensed.worker.model import adapter_weights, load_adapter_file, parameter_counts
@@ -47,8 +48,8 @@ def finish(run: Run) -> TrainingSummary:
     if spec.generate.prompts:
         load_adapter_file(run.model, best / ADAPTERS)
         run.model.eval()
-        g = spec.generate
-        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, g.max_tokens, g.temperature, g.system))
+        g, system = spec.generate, job_system(spec, run.splits)
+        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, g.max_tokens, g.temperature, system))
                    for p in g.prompts]
     summary = build_summary(run, answers)
     atomic_write_json(out / SUMMARY, summary)

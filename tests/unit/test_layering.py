@@ -78,7 +78,7 @@ def test_the_client_never_imports_the_daemon_and_the_daemon_no_client_code():
 
 def test_the_shared_layers_import_nothing_above_them():
     above = ("farensed.daemon", "farensed.cli", "farensed.results", "farensed.worker", "farensed.demo")
-    for sub in ("core", "memory", "scoring"):
+    for sub in ("core", "memory", "scoring", "serving"):
         files = package_files(sub)
         assert files, sub
         assert importers_of(above, files) == {}, sub
