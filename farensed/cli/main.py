@@ -29,6 +29,7 @@ VERBS = {
     "score": ("score", "score"),
     "compare": ("compare", "compare"),
     "export": ("export", "export"),
+    "dashboard": ("dashboard", "dashboard"),
     "doctor": ("doctor", "doctor"),
     "install": ("service_cmd", "install"),
     "uninstall": ("service_cmd", "uninstall"),

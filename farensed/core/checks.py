@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 from collections import Counter
@@ -56,6 +57,14 @@ def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: st
     root = home.checkpoints.resolve()
     if out != root and root not in out.parents:
         add("output", f"{out} is outside the checkpoints root {root}")
+
+
+def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:
+    """Optional packages the job asks for are installed here (the worker imports them)."""
+    if spec.report.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        rep.problems.append(Problem(rep.file, "TensorBoard event files need tensorboardX, which is not installed:"
+                                    " pip install 'farensed[tensorboard]' (or set tensorboard = false)",
+                                    lines.get("report.tensorboard"), "report.tensorboard"))
 
 
 def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
@@ -208,6 +217,7 @@ def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remo
                                     lines.get("trust_remote_code"), "trust_remote_code"))
     if check_paths:
         _check_paths(rep, spec, home, lines, job_id or path.stem)
+        _check_extras(rep, spec, lines)
         if spec.distributed is not None:
             _check_distributed(rep, spec, home, lines)
         if home.resolve(spec.data).exists():
