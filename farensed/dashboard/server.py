@@ -7,6 +7,7 @@ answer escapes <, > and & so that even a browser sniffing it as HTML would find 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import socket
@@ -18,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from farensed import __version__
 from farensed.core.errors import FarensedError
@@ -28,6 +28,8 @@ from farensed.dashboard import actions, data, runpage, sweeps
 from farensed.dashboard.access import TOKEN_HEADER, Policy, same_origin
 
 STATIC = Path(__file__).parent / "static"
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8"}
 PAGES = {"/": "queue.html", "/job/{job_id}": "job.html", "/sweep/{sweep_id}": "sweep.html",
          "/compare": "compare.html"}
 MAX_BODY = 2 * 1024 * 1024
@@ -78,13 +80,27 @@ class App:
 
     def __init__(self, home: Home, policy: Policy):
         self.home, self.policy = home, policy
-        self.pages = {name: (STATIC / name).read_bytes() for name in PAGES.values()}
+        # the package's static files, read once (~80 KB): each answer is one write, with its ETag
+        self.files = {p.relative_to(STATIC).as_posix(): p.read_bytes() for p in STATIC.rglob("*") if p.is_file()}
+        self.tags = {k: hashlib.blake2b(v, digest_size=8).hexdigest() for k, v in self.files.items()}
+
+    def serve_file(self, request: Request, name: str) -> Response:
+        if name not in self.files:
+            return error(request, 404, f"no file {name!r}")
+        tag = f'"{self.tags[name]}"'
+        headers = {"cache-control": "no-cache", "etag": tag}
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers=headers)
+        kind = TYPES.get(Path(name).suffix, "text/plain; charset=utf-8")
+        return Response(self.files[name], media_type=kind, headers=headers)
 
     def page(self, name: str):
         async def endpoint(request: Request) -> Response:
-            return Response(self.pages[name], media_type="text/html; charset=utf-8",
-                            headers={"cache-control": "no-cache"})
+            return self.serve_file(request, name)
         return endpoint
+
+    async def static(self, request: Request) -> Response:
+        return self.serve_file(request, request.path_params["name"])
 
     def access(self, request: Request) -> dict:
         return {"actions": self.policy.can_act, "token_ok": self.policy.token_ok(request.headers.get(TOKEN_HEADER)),
@@ -168,7 +184,7 @@ class App:
             Route("/api/sweep/{sweep_id}", self.sweep), Route("/api/compare", self.compare),
             Route("/api/job/{job_id}/{verb}", self.act, methods=["POST"]),
             Route("/api/submit", self.submit, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=STATIC)),
+            Route("/static/{name:path}", self.static),
         ]
 
 
@@ -212,8 +228,10 @@ def create_app(home: Home, policy: Policy):
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, or a clear error (port taken, address not here)."""
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, proto, _, _ = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets, and without it
+        # each answer waits ~40 ms for a delayed ACK between its headers and its body (Nagle)
+        sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(64)

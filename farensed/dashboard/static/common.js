@@ -107,6 +107,7 @@ F.poll = function (path, render, ms) {
     try {
       const { changed, body } = await F.get(typeof path === "function" ? path() : path);
       if (changed) render(body);
+      if (!performance.getEntriesByName("farensed:rendered").length) performance.mark("farensed:rendered");
       F.status("");
     } catch (e) {
       F.status(`cannot reach the dashboard: ${e.message}`);
