@@ -3,6 +3,8 @@ written through the real models, and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import time
@@ -60,6 +62,26 @@ def write_record(home: Path, job_id: str, state: str = "done", name: str | None 
     return rec
 
 
-def launch_browser(playwright):
-    """Debian's Chromium (never a downloaded browser), headless, with no background networking."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium (never a downloaded browser), headless, with no background networking.
+    Playwright's driver and the browser start without the suite's LD_PRELOAD (OpenBLAS for the worker):
+    with it, node cannot start threads and Chromium's GPU process dies."""
+    from playwright.sync_api import sync_playwright
+
+    saved = os.environ.pop("LD_PRELOAD", None)
+    try:
+        pw = sync_playwright().start()
+    finally:
+        if saved is not None:
+            os.environ["LD_PRELOAD"] = saved
+    try:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=clean_env())
+        yield browser
+        browser.close()
+    finally:
+        pw.stop()
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}

@@ -21,8 +21,9 @@ F.Chart = class {
     this.opts = opts || {};
     this.plotBox = F.el("div", { class: "plot" });
     this.empty = F.el("div", { class: "empty", text: this.opts.empty || "no points yet" });
+    this.caption = F.el("figcaption", { text: title });
     this.box = F.el("figure", { class: "chart", data: { points: 0, chart: this.opts.id || title } },
-      F.el("figcaption", { text: title }), this.plotBox, this.empty);
+      this.caption, this.plotBox, this.empty);
     parent.appendChild(this.box);
     this.plot = null;
     this.key = "";

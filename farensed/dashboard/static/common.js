@@ -47,7 +47,8 @@ F.stepText = (j) => (j.total_steps ? `${j.step}/${j.total_steps}` : String(j.ste
 F.badge = (state) => F.el("span", { class: `badge state-${String(state).replace(/[^a-z_]/g, "")}`, text: state });
 
 F.progress = function (j) {
-  const pct = j.total_steps ? Math.min(100, (100 * j.step) / j.total_steps) : 0;
+  if (!j.total_steps) return null;  // not started: no bar to fill
+  const pct = Math.min(100, (100 * j.step) / j.total_steps);
   const bar = F.el("span", { class: "bar-fill" });
   bar.style.width = pct.toFixed(1) + "%";
   return F.el("span", { class: "bar", title: `${pct.toFixed(1)}%` }, bar);
@@ -130,7 +131,8 @@ F.status = function (text) {
 F.daemonLine = function (d, now) {
   const age = d.heartbeat ? Math.max(0, (now || Date.now() / 1000) - d.heartbeat) : null;
   const parts = [F.badge(d.state), " ", d.note || ""];
-  if (age !== null) parts.push(` · heartbeat ${age.toFixed(0)}s ago`);
+  const live = ["idle", "running", "stopping"].includes(d.state);
+  if (age !== null) parts.push(` · ${live ? "heartbeat" : "last heartbeat"} ${F.secs(age)} ago`);
   return parts;
 };
 

@@ -17,7 +17,7 @@
     score: new F.Chart(chartsBox, "answer score at each eval", { id: "score",
       empty: "no answer scores per eval in this run (the end-of-run scores are in the answers table)" }),
     lr: new F.Chart(chartsBox, "learning rate", { id: "lr" }),
-    memory: new F.Chart(chartsBox, "memory (GB) against the budget", { id: "memory", unit: "GB" }),
+    memory: new F.Chart(chartsBox, "memory (GB)", { id: "memory", unit: "GB" }),
     speed: new F.Chart(chartsBox, "tokens/s", { id: "speed" }),
   };
   let refresh = null;
@@ -35,6 +35,7 @@
     const budget = p.job.budget_gb || p.settings["memory.budget_gb"] || null;
     const mem = [line("active", t.step, t.active_memory_gb), line("peak", t.step, t.peak_memory_gb)];
     if (budget) mem.push(line(`budget ${budget} GB`, t.step, t.step.map(() => budget), { dash: [6, 4], points: false }));
+    charts.memory.caption.textContent = budget ? `memory (GB) against the ${budget} GB budget` : "memory (GB), no budget set";
     charts.memory.update(mem);
     charts.speed.update([line("tokens/s", t.step, t.tokens_per_sec)]);
   }

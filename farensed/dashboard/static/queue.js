@@ -8,7 +8,7 @@
   const jobsBox = F.el("section", { class: "card" });
   const sweepsBox = F.el("section", { id: "sweeps", class: "card", hidden: true });
   const submitBox = F.el("section", { id: "submit", class: "card", hidden: true });
-  main.append(daemonBox, jobsBox, sweepsBox, submitBox);
+  main.append(daemonBox, sweepsBox, jobsBox, submitBox);
   let refresh = null;
 
   function jobRow(j, access) {
