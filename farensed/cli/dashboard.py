@@ -33,6 +33,8 @@ def dashboard(port, host, read_only, print_url, home):
     from farensed.dashboard.access import ensure_token, is_loopback, read_token, token_path
 
     h = get_home(home)
+    if not h.root.is_dir():
+        raise FarensedError(f"{h.root}: no such farensed home (--home or $FARENSED_HOME)")
     if print_url:
         token = read_token(h) or ensure_token(h)
         click.echo(f"{url_of(host, port)}#token={token}")

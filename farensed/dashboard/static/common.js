@@ -81,7 +81,7 @@ F.get = async function (path) {
   const r = await fetch(path, { headers: h, cache: "no-store" });
   if (r.status === 304) return { changed: false, body: lastBodies[path] };
   const body = await r.json();
-  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  if (!r.ok) throw Object.assign(new Error(body.error || `HTTP ${r.status}`), { status: r.status });
   etags[path] = r.headers.get("ETag");
   lastBodies[path] = body;
   return { changed: true, body };
@@ -111,7 +111,7 @@ F.poll = function (path, render, ms) {
       if (!performance.getEntriesByName("farensed:rendered").length) performance.mark("farensed:rendered");
       F.status("");
     } catch (e) {
-      F.status(`cannot reach the dashboard: ${e.message}`);
+      F.status(e.status ? e.message : `cannot reach the dashboard: ${e.message}`);
     } finally {
       busy = false;
     }
