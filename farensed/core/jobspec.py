@@ -28,17 +28,17 @@ class _JobModel(Strict):
 class Training(_JobModel):
     batch_size: int = Field(4, ge=1, description="examples per micro-batch")
     grad_accumulation: int = Field(2, ge=1, description="micro-batches per step")
-    learning_rate: float = Field(2e-4, gt=0, le=1)
-    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(2e-4, gt=0, le=1, description="peak learning rate, after the warm-up")
+    epochs: int = Field(3, ge=1, description="passes over the training set (unless max_steps)")
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
-    max_seq_length: int = Field(512, ge=8)
-    warmup_steps: int = Field(100, ge=0)
-    schedule: Literal["constant", "cosine"] = "constant"
+    max_seq_length: int = Field(512, ge=8, description="tokens; longer examples are truncated")
+    warmup_steps: int = Field(100, ge=0, description="steps of linear warm-up from 0")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="after the warm-up")
     min_learning_rate: float = Field(0.0, ge=0, description="end of the cosine decay")
     optimizer: Literal["adamw", "adam"] = "adamw"
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
     grad_clip: float = Field(0.0, ge=0, description="max gradient norm; 0 = off")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description="the data order, LoRA init and dropout derive from it")
 
     @property
     def effective_batch(self) -> int:
@@ -46,11 +46,12 @@ class Training(_JobModel):
 
 
 class Lora(_JobModel):
-    type: Literal["lora", "dora"] = "lora"
-    rank: int = Field(8, ge=1)
-    scale: float = Field(16.0, gt=0)
+    type: Literal["lora", "dora"] = Field("lora", description="QLoRA when the model is quantized")
+    rank: int = Field(8, ge=1, description="LoRA rank r")
+    scale: float = Field(16.0, gt=0, description="LoRA scale (alpha)")
     dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: list(GUIDE_TARGET_MODULES), min_length=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(GUIDE_TARGET_MODULES), min_length=1,
+                                      description="module names inside a block that get adapters")
     num_layers: int = Field(16, ge=-1, description="last N blocks; -1 = all")
 
     @model_validator(mode="after")
@@ -71,15 +72,15 @@ class Cadence(_JobModel):
 
 class Memory(_JobModel):
     budget_gb: float = Field(0.0, ge=0, description="0 = no budget")
-    min_micro_batch: int = Field(1, ge=1)
-    grad_checkpoint: bool = False
+    min_micro_batch: int = Field(1, ge=1, description="the narrowest micro-batch the plan may use")
+    grad_checkpoint: bool = Field(False, description="start with gradient checkpointing (else a measured choice)")
 
 
 class Generate(_JobModel):
-    prompts: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list, description="questions answered at the end by base, best, final")
     system: str | None = Field(None, description="system message before each prompt (as in the training data)")
-    max_tokens: int = Field(100, ge=1)
-    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(100, ge=1, description="longest answer to a prompt")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
 
 
 def _is_ip(host: str) -> bool:
@@ -148,15 +149,15 @@ class Report(_JobModel):
 
 class JobSpec(_JobModel):
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="the job's name; its id comes from the file name")
     model: str = Field(min_length=1, description="local mlx-lm model folder or hub id")
     data: str = Field(min_length=1, description="folder with train/valid.jsonl, or one .jsonl")
     valid_fraction: float = Field(0.1, gt=0, lt=1, description="for a single .jsonl")
-    mask_prompt: bool = True
+    mask_prompt: bool = Field(True, description="loss on the assistant reply / completion only")
     output: str | None = Field(None, description="default checkpoints/<job id>")
-    priority: int = 0
-    max_restarts: int = Field(3, ge=0)
-    trust_remote_code: bool = False
+    priority: int = Field(0, description="higher runs first; then arrival order")
+    max_restarts: int = Field(3, ge=0, description="crash restarts before the job fails")
+    trust_remote_code: bool = Field(False, description="refused unless the daemon runs with --allow-remote-code")
     training: Training = Field(default_factory=Training)
     lora: Lora = Field(default_factory=Lora)
     cadence: Cadence = Field(default_factory=Cadence)

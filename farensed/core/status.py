@@ -39,7 +39,8 @@ class DaemonInfo(Strict):
 
 
 class JobView(Strict):
-    """One job as status shows it; run-time figures are None until the worker reports them."""
+    """One job as status shows it: its record's fields, and its run folder's two live files as they are
+    (progress.json while it is newer than training_state.json; the memory model in words)."""
 
     id: str
     name: str
@@ -54,32 +55,17 @@ class JobView(Strict):
     restarts: int = 0
     worker_pid: int | None = None
     ranks: list[RankInfo] | None = None  # a running data-parallel job's processes: rank, host, pid
-    phase: str | None = None
-    step: int = 0
-    total_steps: int | None = None
-    epoch: int | None = None
-    train_loss: float | None = None
-    val_loss: float | None = None
-    best_val_loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_sec: float | None = None
-    steps_per_sec: float | None = None
-    memory_gb: float | None = None
-    peak_memory_gb: float | None = None
-    budget_gb: float | None = None
-    micro_batch: int | None = None
-    grad_accumulation: int | None = None
-    grad_checkpoint: bool | None = None
-    downshifts: int = 0
-    last_checkpoint: str | None = None
-    eta_seconds: float | None = None
-    updated_at: float | None = None
-    split: str | None = None  # the last step's micro-batches, e.g. "3+3+2"
-    memory_plan: str | None = None  # budget, measured model, checkpointing and why
+    progress: LiveProgress | None = None  # progress.json, when newer than training_state.json
+    training: TrainingState | None = None  # training_state.json
+    memory_plan: str | None = None  # training.memory_model in words (budget, measured sizes, checkpointing, why)
+
+    def figure(self, name: str):
+        """A run figure (step, total_steps, train_loss, micro_batch, ...): the live progress's, else the state's."""
+        return status_peek.figure(self, name)
 
 
 class Status(Strict):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2  # 2: a job's view holds its progress and training state as they are
     daemon: DaemonInfo
     current: JobView | None = None
     queue: list[JobView] = Field(default_factory=list)  # the first QUEUE_SHOWN, in run order
@@ -99,28 +85,13 @@ def job_view(rec, live: bool = False) -> JobView:
         return v
     run = Path(rec.output_dir)
     ts, pr = read_or_none(run / TRAINING_STATE, TrainingState), read_or_none(run / PROGRESS, LiveProgress)
-    upd = {}
-    if ts is not None:
-        upd |= {"step": ts.step, "total_steps": ts.total_steps or None, "epoch": ts.epoch,
-                "best_val_loss": ts.best_val_loss, "micro_batch": ts.micro_batch,
-                "grad_accumulation": ts.grad_accumulation, "grad_checkpoint": ts.grad_checkpoint,
-                "downshifts": len(ts.downshifts), "last_checkpoint": ts.checkpoint, "updated_at": ts.updated_at,
-                "memory_plan": memplan.describe(ts.memory_model) if ts.memory_model else None}
-        if live and ts.ranks and ts.updated_at >= (rec.worker_started or 0):  # this start's ranks, not the last's
-            upd["ranks"] = ts.ranks
-    if pr is not None and (ts is None or pr.updated_at >= ts.updated_at or pr.step >= ts.step):
-        upd |= {"step": pr.step, "total_steps": pr.total_steps or upd.get("total_steps"), "epoch": pr.epoch,
-                "train_loss": pr.train_loss, "val_loss": pr.val_loss, "best_val_loss": pr.best_val_loss,
-                "learning_rate": pr.learning_rate, "tokens_per_sec": pr.tokens_per_sec,
-                "steps_per_sec": pr.steps_per_sec, "memory_gb": pr.active_memory_gb,
-                "peak_memory_gb": pr.peak_memory_gb, "budget_gb": pr.budget_gb,
-                "last_checkpoint": pr.last_checkpoint or upd.get("last_checkpoint"),
-                "eta_seconds": pr.eta_seconds if live else None, "phase": pr.phase, "updated_at": pr.updated_at,
-                "split": memplan.label(pr.split) if pr.split else None}
-        if ts is None:
-            upd |= {"micro_batch": pr.micro_batch, "grad_accumulation": pr.grad_accumulation,
-                    "grad_checkpoint": pr.grad_checkpoint, "downshifts": pr.downshifts}
-    return v.model_copy(update=upd)
+    if pr is not None and ts is not None and pr.updated_at < ts.updated_at and pr.step < ts.step:
+        pr = None  # an older start's figures
+    if pr is not None and not live:
+        pr = pr.model_copy(update={"eta_seconds": None})  # no worker: no time left to count down
+    ranks = ts.ranks if live and ts and ts.ranks and ts.updated_at >= (rec.worker_started or 0) else None
+    plan = memplan.describe(ts.memory_model) if ts and ts.memory_model else None
+    return v.model_copy(update={"progress": pr, "training": ts, "ranks": ranks, "memory_plan": plan})
 
 
 def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int = 10) -> Status:

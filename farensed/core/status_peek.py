@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-SCHEMA_VERSION = 1  # Status.schema_version
+SCHEMA_VERSION = 2  # Status.schema_version
 STALE_AFTER = 15.0  # seconds without a heartbeat before the client calls the daemon stale
 LIVE_STATES = ("idle", "running", "stopping")
 
@@ -30,6 +30,15 @@ class Fields(dict):
         if isinstance(value, list):
             return [Fields(x) if isinstance(x, dict) else x for x in value]
         return value
+
+
+def figure(view, name: str):
+    """A run figure of a job's view (a `JobView` or its `Fields`): the live progress's, else the state's."""
+    for part in (getattr(view, "progress", None), getattr(view, "training", None)):
+        value = getattr(part, name, None) if part is not None else None
+        if value is not None:
+            return value
+    return None
 
 
 def is_fresh(state: str, heartbeat: float | None, now: float | None = None) -> bool:

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
+from farensed.core.status_peek import Fields, figure
 
 
 def run_once(*args, timeout=120):
@@ -70,11 +71,11 @@ def test_cancel_pause_resume_and_status_json(home, daemon):
     ctl("submit", str(long_job))
     ctl("submit", str(_write(home / "later.toml", small_job(steps=2))))
     d = daemon()
-    wait_for(lambda: _job_status(home, "long").get("step", 0) >= 2, 60, what="long training")
+    wait_for(lambda: (figure(Fields(_job_status(home, "long")), "step") or 0) >= 2, 60, what="long training")
     st = json.loads(ctl("status", "--json").stdout)
     cur = st["current"]
     assert st["daemon"]["state"] == "running" and cur["id"] == "long" and cur["state"] == "running"
-    assert cur["worker_pid"] > 0 and cur["total_steps"] == 120 and cur["output_dir"].endswith("/long")
+    assert cur["worker_pid"] > 0 and cur["progress"]["total_steps"] == 120 and cur["output_dir"].endswith("/long")
     assert [j["id"] for j in st["queue"]] == ["later"]
     # When the queued job is cancelled and the running one paused
     ctl("pause", "long")
@@ -89,7 +90,7 @@ def test_cancel_pause_resume_and_status_json(home, daemon):
     wait_for(lambda: (record(home, "long") or {}).get("state") == "done", 90, what="long done")
     assert "resumed" in (home / "checkpoints" / "long" / "worker.log").read_text()
     view = json.loads(ctl("status", "long", "--json").stdout)
-    assert (view["state"], view["step"], view["total_steps"]) == ("done", 120, 120)
+    assert (view["state"], view["training"]["step"], view["training"]["total_steps"]) == ("done", 120, 120)
     # And retry brings the cancelled job back
     ctl("retry", "later")
     wait_for(lambda: (record(home, "later") or {}).get("state") == "done", 60, what="later done")

@@ -21,6 +21,7 @@ from mlx.utils import tree_flatten
 from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
 from farensed.core import logs
 from farensed.core.paths import Home
+from farensed.core.status_peek import Fields, figure
 from farensed.host.blas import worker_env
 from farensed.worker.run import Run
 from worker_support import make_run
@@ -257,7 +258,7 @@ def _running_view(home: Path, min_step: int, not_pids=()) -> dict | None:
     except (FileNotFoundError, ValueError):
         return None
     cur = st.get("current")
-    if not (cur and cur.get("ranks") and cur["step"] >= min_step):
+    if not (cur and cur.get("ranks") and (figure(Fields(cur), "step") or 0) >= min_step):
         return None
     return None if {r["pid"] for r in cur["ranks"]} & {r["pid"] for r in not_pids} else cur
 
