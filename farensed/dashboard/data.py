@@ -34,6 +34,10 @@ from farensed.dashboard import filecache, logview
 from farensed.dashboard.filecache import stat_key
 
 RUN_FILES = (TRAINING_STATE, PROGRESS, METRICS_JSONL, METRICS_JSON, SUMMARY, ANSWERS, WORKER_LOG, JOB_FILE)
+# the run figures a page shows (status_peek.figure: progress.json's, else training_state.json's)
+FIGURES = ("phase", "step", "total_steps", "epoch", "train_loss", "val_loss", "best_val_loss", "best_step",
+           "learning_rate", "tokens_per_sec", "steps_per_sec", "active_memory_gb", "peak_memory_gb", "budget_gb",
+           "micro_batch", "grad_accumulation", "grad_checkpoint", "eta_seconds", "last_checkpoint")
 SWEEP_KEYS = ("sweep_id", "sweep")  # where a trial names its sweep: its record, or its job file's [trial]
 _payloads: dict[str, tuple[tuple, dict]] = {}
 
@@ -137,8 +141,13 @@ def _order(v: dict) -> tuple:
 
 
 def view(home: Home, rec: JobRecord, extras: dict, live: bool) -> dict:
-    """One job as the queue shows it: status's JobView plus its sweep and the verbs it can take."""
-    v = job_view(rec, live=live).model_dump()
+    """One job as the pages show it, flat: status's JobView (the record's fields and the run's figures,
+    live progress first), its sweep, and the verbs its state takes."""
+    jv = job_view(rec, live=live)
+    v = jv.model_dump(exclude={"progress", "training", "ranks"})
+    v |= {k: status_peek.figure(jv, k) for k in FIGURES}
+    v["eta_seconds"] = v["eta_seconds"] if rec.state == "running" else None
+    v["downshifts"] = len(jv.training.downshifts) if jv.training else 0
     v["sweep"] = sweep_of(extras, job_settings(home, rec))
     v["verbs"] = [verb for verb in VERBS if verb_target(verb, rec.state) is not None]
     v["finished"] = rec.state in FINISHED

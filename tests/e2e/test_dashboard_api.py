@@ -75,6 +75,10 @@ def test_a_real_run_is_shown_with_markup_escaped_and_the_security_headers(home, 
     assert page["scores"]["examples"] == 3
     assert any(line["event"] == "checkpoint_saved" and "step=8" in line["text"] for line in page["log"])
     assert page["settings"]["training.max_steps"] == 8
+    # And the job's figures come flat, the run's live ones first (not the training state's whole dump)
+    job = page["job"]
+    assert (job["step"], job["total_steps"], job["phase"]) == (8, 8, "done") and job["train_loss"] > 0
+    assert "training" not in job and "progress" not in job and job["eta_seconds"] is None
 
 
 def test_an_unchanged_queue_answers_304_and_a_change_gives_a_new_version(home, dashboard):

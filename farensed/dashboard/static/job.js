@@ -48,7 +48,7 @@
       ["best val loss", p.best.val_loss === null ? "-" : `${F.num(p.best.val_loss)} at step ${p.best.step}`],
       ["learning rate", j.learning_rate === null ? "-" : Number(j.learning_rate).toExponential(2)],
       ["tokens/s", F.num(j.tokens_per_sec, 0)],
-      ["memory", `${F.gb(j.memory_gb)} active, ${F.gb(j.peak_memory_gb)} peak` + (j.budget_gb ? ` / budget ${j.budget_gb} GB` : "")],
+      ["memory", `${F.gb(j.active_memory_gb)} active, ${F.gb(j.peak_memory_gb)} peak` + (j.budget_gb ? ` / budget ${j.budget_gb} GB` : "")],
       ["micro-batch x acc", j.micro_batch ? `${j.micro_batch} x ${j.grad_accumulation}${j.grad_checkpoint ? " + grad checkpointing" : ""}` : "-"],
       ["memory plan", j.memory_plan || "-"], ["restarts", j.restarts], ["priority", j.priority],
       ["sweep", j.sweep || "-"], ["run folder", p.run_dir || "-"], ["reason", j.reason || "-"],
