@@ -49,9 +49,11 @@
   function renderDaemon(q) {
     const d = q.daemon;
     const counts = Object.entries(q.counts).map(([s, n]) => `${n} ${s}`).join(", ") || "no jobs";
+    const live = ["idle", "running", "stopping"].includes(d.state);
+    const last = live ? "" : "last ";  // status.json as a daemon left it: not a live one's
     F.fill(daemonBox, F.el("h2", { text: "Daemon" }), F.kvTable([
-      ["state", d.state], ["pid", d.pid === null ? "-" : d.pid], ["started", F.clock(d.started_at)],
-      ["heartbeat", d.heartbeat ? `${F.clock(d.heartbeat)} (${Math.max(0, q.updated_at - d.heartbeat).toFixed(0)}s ago)` : "-"],
+      ["state", d.state], [`${last}pid`, d.pid === null ? "-" : d.pid], [`${last}started`, F.clock(d.started_at)],
+      [`${last}heartbeat`, d.heartbeat ? `${F.clock(d.heartbeat)} (${F.secs(Math.max(0, q.updated_at - d.heartbeat))} ago)` : "-"],
       ["power", F.guardLine(d)], ["jobs", counts],
     ], { id: "daemon-table" }), F.el("p", { class: "muted", text: d.note }));
   }
