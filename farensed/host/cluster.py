@@ -88,7 +88,7 @@ def unreachable(names: list[str], timeout: float = 15.0) -> dict[str, str]:
     procs = {}
     for name in names:
         try:
-            procs[name] = subprocess.Popen(["ssh", *SSH_OPTIONS, name, "true"], stdin=subprocess.DEVNULL,
+            procs[name] = subprocess.Popen(["ssh", *SSH_OPTIONS, "--", name, "true"], stdin=subprocess.DEVNULL,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         except OSError as e:
             procs[name] = e
