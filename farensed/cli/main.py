@@ -30,6 +30,7 @@ VERBS = {
     "compare": ("compare", "compare"),
     "serve": ("serve", "serve"),
     "export": ("export", "export"),
+    "dashboard": ("dashboard", "dashboard"),
     "doctor": ("doctor", "doctor"),
     "install": ("service_cmd", "install"),
     "uninstall": ("service_cmd", "uninstall"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 from collections import Counter
@@ -102,6 +103,14 @@ def recorded_outputs(home: Home) -> dict[str, str]:
     """Every recorded job's output folder, by job id (what validate and submit compare against)."""
     found, _ = records.scan(home.spool / "jobs")
     return {r.id: r.output_dir for r in found.values() if r.output_dir}
+
+
+def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:
+    """Optional packages the job asks for are installed here (the worker imports them)."""
+    if spec.report.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        rep.problems.append(Problem(rep.file, "TensorBoard event files need tensorboardX, which is not installed:"
+                                    " pip install 'farensed[tensorboard]' (or set tensorboard = false)",
+                                    lines.get("report.tensorboard"), "report.tensorboard"))
 
 
 def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
@@ -284,6 +293,7 @@ def _check_job(rep: Report, path: Path, home: Home, check_paths: bool, allow_rem
     if check_paths:
         others = recorded_outputs(home) if other_outputs is None else other_outputs
         _check_paths(rep, spec, home, lines, job_id or path.stem, others)
+        _check_extras(rep, spec, lines)
         if spec.distributed is not None:
             _check_distributed(rep, spec, home, lines)
         if home.resolve(spec.data).exists():

@@ -152,6 +152,13 @@ class Evaluate(_JobModel):
         raise ValueError('expected "auto", 0 (none) or a count of examples')
 
 
+class Report(_JobModel):
+    """What the run writes for people to look at, beyond its own files."""
+
+    tensorboard: bool = Field(False, description="also write the scalars as TensorBoard event files in the run"
+                                                 " folder (needs tensorboardX: pip install 'farensed[tensorboard]')")
+
+
 class JobSpec(_JobModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1, description="the job's name; its id comes from the file name")
@@ -170,6 +177,7 @@ class JobSpec(_JobModel):
     generate: Generate = Field(default_factory=Generate)
     distributed: Distributed | None = None
     evaluate: Evaluate = Field(default_factory=Evaluate)
+    report: Report = Field(default_factory=Report)
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

@@ -39,7 +39,7 @@ from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
 from farensed.core.run_folder import fresh_training_state
 from farensed.memory import plan as memplan
-from farensed.worker import batching, checkpoint, memory, outputs
+from farensed.worker import batching, checkpoint, memory, outputs, tensorboard_events
 from farensed.worker.distributed import Solo
 from farensed.worker.faults import Faults
 from farensed.worker.first_step import FirstStepClock
@@ -88,6 +88,7 @@ class Run:
     def load(self) -> None:
         spec = self.spec
         self.write_progress_loading()
+        self.scalars = tensorboard_events.for_run(self.dir, spec)  # [report] tensorboard: event files too
         self.model, self.tokenizer = load_base(spec, self.home)
         self.adapter_config = apply_lora(self.model, spec)
         self.initial_adapters = adapter_weights(self.model)  # change nothing: the base model's answers
@@ -246,6 +247,7 @@ class Run:
         if not self.dist.is_root:
             return
         outputs.append_metrics(self.dir, row)
+        self.scalars.add(row)
         self.log.info("step_report", **{k: v for k, v in row.model_dump().items() if v is not None})
         self.write_progress()
 
