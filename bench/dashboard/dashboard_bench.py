@@ -1,8 +1,8 @@
 """Dashboard figures (a benchmark, not a test): page + API load time with 100 jobs in the home, and
 the dashboard process's CPU while idle and while a page polls it.
 
-    .venv/bin/python bench/dashboard/dashboard_bench.py              # ~1 minute
-    .venv/bin/python bench/dashboard/dashboard_bench.py --idle 60    # longer CPU windows
+    .venv/bin/python -m bench.dashboard.dashboard_bench              # ~1 minute
+    .venv/bin/python -m bench.dashboard.dashboard_bench --idle 60    # longer CPU windows
 
 Targets (issue 21): the page loads in under 300 ms; the process idles under 1% CPU.
 """
@@ -22,8 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fake_home  # noqa: E402 - beside this file
+from bench.dashboard import fake_home
 
 FARENSECTL = str(Path(sys.executable).parent / "farensectl")
 QUEUE_ASSETS = ("/", "/static/style.css", "/static/common.js", "/static/queue.js", "/api/queue")

@@ -1,4 +1,4 @@
-"""The figures bench/chaos.py prints at the end, the evidence behind them, and PASS/FAIL."""
+"""The figures bench/chaos/chaos.py prints at the end, the evidence behind them, and PASS/FAIL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import chaos_rig as rig
+from bench.chaos import rig
 
 ADAPTERS = {"final": "adapters.safetensors", "best": "adapters/adapters.safetensors"}
 

@@ -12,8 +12,8 @@ and BLAS (every process starts with farensed.host.blas.worker_env()). Prints sid
 - a bare compiled MLX loop over farensed's own batches;
 - the ratios against the targets, checkpoint time as a share of training, restart to first step.
 
-    .venv/bin/python bench/worker_bench.py                    # the demo model on data/, CPU
-    .venv/bin/python bench/worker_bench.py --model M --data D.jsonl --budget-gb 12 --guide --steps 60
+    .venv/bin/python -m bench.training.worker_bench                    # the demo model on data/, CPU
+    .venv/bin/python -m bench.training.worker_bench --model M --data D.jsonl --budget-gb 12 --guide --steps 60
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ import time
 from pathlib import Path
 from statistics import median
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.training.report import print_report
+from farensed.host.blas import inspect, worker_env
 
-from bench_report import print_report  # noqa: E402
-from farensed.host.blas import inspect, worker_env  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[2]
 GIB, GB = 1024**3, 1e9
 KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
@@ -46,6 +44,7 @@ import functools, json, sys
 import mlx_lm.lora as lora
 import mlx_lm.tuner.trainer as trainer
 from mlx_lm.tuner.callbacks import TrainingCallback
+
 class Report(TrainingCallback):
     def on_train_loss_report(self, info):
         print("REPORT " + json.dumps(info), flush=True)
@@ -135,7 +134,7 @@ def run_mlx_lm(a, tmp: Path, batch: int, checkpoint: bool, widest_first: bool = 
            "--val-batches", "1", "--save-every", "1000000", "--adapter-path", str(out), "-c", str(cfg)]
     cmd += ["--mask-prompt"] * a.mask_prompt + ["--grad-checkpoint"] * checkpoint
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         return {"error": lines[-1][:200], "tail": lines[-40:], "batch": batch, "checkpoint": checkpoint}
@@ -150,9 +149,9 @@ def run_mlx_lm(a, tmp: Path, batch: int, checkpoint: bool, widest_first: bool = 
 def references(a, tmp: Path, fit_batches: list[int]) -> dict:
     """The bare loop and mlx-lm's peaks, measured in one process on the unbudgeted job."""
     job = tmp / "unbudgeted" / "job.toml"
-    cmd = [sys.executable, str(ROOT / "bench" / "reference_loops.py"), str(job), "--home", str(tmp),
+    cmd = [sys.executable, "-m", "bench.training.reference_loops", str(job), "--home", str(tmp),
            "--steps", str(a.steps), "--warmup", str(a.log_every), "--fit-batches", ",".join(map(str, fit_batches))]
-    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=worker_env(), capture_output=True, text=True, cwd=ROOT)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise SystemExit(f"reference_loops.py failed: {proc.stderr[-2000:]}")

@@ -1,23 +1,22 @@
 """Experiment: steps of the real data (4+4 micro-batches, two in flight as the worker runs them)
 under MLX memory limits, widths padded to 32 or coarser: is the budgeted slowdown the allocator
 (cache eviction -> cudaFree/cudaMallocManaged) rather than the split?
-    python bench/alloc_try.py MODEL_DIR DATA.jsonl STEPS VARIANTS(limit:pad,...)"""
+    python -m bench.memory.limit_steps MODEL_DIR DATA.jsonl STEPS VARIANTS(limit:pad,...)"""
 import math
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
+import mlx.core as mx
+import numpy as np
 
-from farensed.core.datasets import load_splits  # noqa: E402
-from farensed.core.jobfile import parse_job  # noqa: E402
-from farensed.core.paths import Home  # noqa: E402
-from farensed.worker import batching  # noqa: E402
-from farensed.worker.model import apply_lora, load_base  # noqa: E402
-from farensed.worker.run import tokenize_split  # noqa: E402
-from farensed.worker.step import StepFunctions, make_optimizer  # noqa: E402
+from farensed.core.datasets import load_splits
+from farensed.core.jobfile import parse_job
+from farensed.core.paths import Home
+from farensed.worker import batching
+from farensed.worker.model import apply_lora, load_base
+from farensed.worker.run import tokenize_split
+from farensed.worker.step import StepFunctions, make_optimizer
 
 GIB = 1024**3
 mp, data, nsteps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

@@ -1,4 +1,4 @@
-"""The rig of bench/chaos.py: a temp home, a real `farensed run` restarted after every exit
+"""The rig of bench/chaos/chaos.py: a temp home, a real `farensed run` restarted after every exit
 (as launchd or systemd would), small tmpfs output roots, and the clean-up of every process
 it started and every filesystem it mounted. Standalone: nothing from tests/ is imported."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
 FINAL = frozenset({"done", "failed", "cancelled", "rejected"})

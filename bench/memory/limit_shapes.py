@@ -1,19 +1,18 @@
 """Experiment: MLX's own memory throttle (mx.set_memory_limit) against the host running ahead.
 For each limit and shape: two micro-batches queued as the worker queues them ("pair") and
 one at a time ("sync"): steady peak and seconds per micro-batch.
-    python bench/throttle_try.py MODEL_DIR LIMITS_GIB(0=none) SHAPES(RxW,...)"""
+    python -m bench.memory.limit_shapes MODEL_DIR LIMITS_GIB(0=none) SHAPES(RxW,...)"""
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import mlx.core as mx  # noqa: E402
+import mlx.core as mx
 
-from bench.memory_map import arrays  # noqa: E402
-from farensed.core.jobfile import parse_job  # noqa: E402
-from farensed.core.paths import Home  # noqa: E402
-from farensed.worker.model import apply_lora, load_base  # noqa: E402
-from farensed.worker.step import StepFunctions, make_optimizer  # noqa: E402
+from bench.memory.memory_map import arrays
+from farensed.core.jobfile import parse_job
+from farensed.core.paths import Home
+from farensed.worker.model import apply_lora, load_base
+from farensed.worker.step import StepFunctions, make_optimizer
 
 GIB = 1024**3
 mp = Path(sys.argv[1])

@@ -22,7 +22,7 @@ A daemon exit that the bench did not cause is counted, its stderr kept, and the 
 restarted a second later. Five short-lived exits in a row are a crash loop: if a disk is
 full then, it is freed and the daemon restarted once more; otherwise the run stops there.
 
-    PYTHONPATH=. .venv/bin/python bench/chaos.py [--jobs 8] [--seed 0] [--minutes 10] [--keep]
+    .venv/bin/python -m bench.chaos.chaos [--jobs 8] [--seed 0] [--minutes 10] [--keep]
         [--skip remove_queued,disk_full/full] [--no-tmpfs]
 
 Exit status 0 on PASS: no job lost, no uninjected daemon exit, no job left unfinished, and
@@ -42,9 +42,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import chaos_rig as rig
-from chaos_report import _ts, json_lines, report
+from bench.chaos import rig
+from bench.chaos.report import _ts, json_lines, report
 
 KINDS = ("kill_worker", "kill_daemon", "kill_both", "remove_queued", "corrupt_checkpoint", "disk_full")
 VARIANTS = 3  # distinct jobs (training seeds); chaos job i is variant i % VARIANTS

@@ -6,7 +6,7 @@
   checkpointing) on its widest batch, for each candidate batch size, with and without
   checkpointing: which `mlx_lm lora` configurations fit a budget.
 
-    python bench/reference_loops.py RUN_DIR/job.toml --home H --steps N [--fit-batches 4,2,1]
+    python -m bench.training.reference_loops RUN_DIR/job.toml --home H --steps N [--fit-batches 4,2,1]
 
 Prints one JSON line. mlx-lm's checkpointing patches the block class for good, so the bare
 loop and the unpatched measurements come first.
@@ -16,28 +16,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from functools import partial
 from pathlib import Path
 from statistics import median
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_map
 
-import mlx.core as mx  # noqa: E402
-import mlx.nn as nn  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
-from mlx.utils import tree_map  # noqa: E402
+from farensed.core.datasets import load_splits
+from farensed.core.jobfile import load_job
+from farensed.core.paths import Home
+from farensed.worker import batching
+from farensed.worker.model import apply_lora, load_base
+from farensed.worker.run import tokenize_split
+from farensed.worker.step import token_sum_loss
 
-from farensed.core.datasets import load_splits  # noqa: E402
-from farensed.core.jobfile import load_job  # noqa: E402
-from farensed.core.paths import Home  # noqa: E402
-from farensed.worker import batching  # noqa: E402
-from farensed.worker.model import apply_lora, load_base  # noqa: E402
-from farensed.worker.run import tokenize_split  # noqa: E402
-from farensed.worker.step import token_sum_loss  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 GIB = 1024**3
 

@@ -6,7 +6,7 @@ the first call compiles, the second gives the steady peak and a time, the third 
 first call's peak is kept too: the worker's probe sees first calls. Then a few steps of two
 micro-batches, queued (async) as the worker queues them, against each alone.
 
-    python bench/memory_map.py MODEL_DIR [--widths 128,256,384,512] [--rows 1,2,3,4] [--extra 3x352,4x272]
+    python -m bench.memory.memory_map MODEL_DIR [--widths 128,256,384,512] [--rows 1,2,3,4] [--extra 3x352,4x272]
         [--lora-layers 16] [--json OUT.json]
 """
 
@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import mlx.core as mx
 
-import mlx.core as mx  # noqa: E402
+from farensed.core.jobfile import parse_job
+from farensed.core.paths import Home
+from farensed.worker.grad_checkpoint import set_grad_checkpoint
+from farensed.worker.model import apply_lora, load_base
+from farensed.worker.step import StepFunctions, make_optimizer
 
-from farensed.core.jobfile import parse_job  # noqa: E402
-from farensed.core.paths import Home  # noqa: E402
-from farensed.worker.grad_checkpoint import set_grad_checkpoint  # noqa: E402
-from farensed.worker.model import apply_lora, load_base  # noqa: E402
-from farensed.worker.step import StepFunctions, make_optimizer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 GIB = 1024**3
 

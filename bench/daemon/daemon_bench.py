@@ -1,8 +1,8 @@
 """Daemon figures (a benchmark, not a test): idle CPU and RSS, drop-to-worker latency,
 `farensectl status` wall time beside `python -c pass`, and 1,000 job files dropped at once.
 
-    .venv/bin/python bench/daemon_bench.py                # everything (~2 minutes)
-    .venv/bin/python bench/daemon_bench.py --status-only  # status with 1,000 queued jobs (~30 s)
+    .venv/bin/python -m bench.daemon.daemon_bench                # everything (~2 minutes)
+    .venv/bin/python -m bench.daemon.daemon_bench --status-only  # status with 1,000 queued jobs (~30 s)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

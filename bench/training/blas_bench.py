@@ -1,7 +1,7 @@
 """Benchmark: the demo-model job through the farensed worker with the optimized system BLAS
 preloaded (what the daemon does on Linux) and with mlx-cpu's bundled reference BLAS.
 
-    .venv/bin/python bench/blas_bench.py [--steps 100]
+    .venv/bin/python -m bench.training.blas_bench [--steps 100]
 """
 
 from __future__ import annotations
@@ -12,15 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.training.worker_bench import run_farensed
 from farensed.host.blas import (
     DISABLE_ENV,
     inspect,
-    worker_env,  # noqa: E402
+    worker_env,
 )
-from worker_bench import run_farensed  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Examples/s of the guide's job at 1 and at 2 ranks, through the farensed worker started as the
 daemon starts it (one process; mlx.launch with --distributed), and the speed-up.
 
-    python bench/dist_scaling.py MODEL_DIR [--data FILE] [--backend nccl|ring] [--steps 30] [--skip 10] [--out FILE]
+    python -m bench.distributed.dist_scaling MODEL_DIR [--data FILE] [--backend nccl|ring] [--steps 30]
+        [--skip 10] [--out FILE]
 
 On a 2-GPU host use the NCCL backend (mlx.launch gives each rank its own GPU); with ring on a
 CPU it only checks that the script runs. Throughput counts training steps after the first
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH = "import sys; from mlx._distributed_utils.launch import main; sys.argv[0] = 'mlx.launch'; main()"
 
 JOB = """schema_version = 1
