@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import random
 import signal
 import sys
@@ -45,7 +46,17 @@ from pathlib import Path
 from bench.chaos import rig
 from bench.chaos.report import _ts, json_lines, report
 
-KINDS = ("kill_worker", "kill_daemon", "kill_both", "remove_queued", "corrupt_checkpoint", "disk_full")
+KINDS = ("kill_worker", "kill_daemon", "kill_both", "remove_queued", "corrupt_checkpoint", "disk_full",
+         "hostile_file")
+# What hostile_file drops into the spool while a job runs: each must end rejected, jam nothing, run nothing
+HOSTILE = {
+    "ssh_option_host": '[distributed]\nbackend = "any"\nhosts = ["127.0.0.1", "-oProxyCommand=touch {home}/pwned"]\n',
+    "deep_nesting": "x = " + "[" * 6000 + "]" * 6000 + "\n",
+    "huge_integer": "priority = " + "9" * 5000 + "\n",
+    "another_jobs_folder": 'output = "checkpoints/zz/../{victim}"\n',
+    "wrong_type": 'mask_prompt = "yes"\n',
+    "fifo": None,  # a FIFO named *.toml
+}
 VARIANTS = 3  # distinct jobs (training seeds); chaos job i is variant i % VARIANTS
 CKPT_EVERY = 3
 TMPFS_MIB = 80  # a checkpoint needs its tensors plus the worker's 64 MiB margin free
@@ -271,6 +282,24 @@ class Chaos:
         dpid = self.daemon.kill(self.rng.uniform(0.2, 2.0))
         rig.signal_group(pid, signal.SIGKILL)
         return f"daemon pid {dpid} and worker pid {pid} at step {step}"
+
+    def do_hostile_file(self, f: Fault, pid: int, step: int) -> str | None:
+        """Drop one file of every hostile kind into the spool; the report checks that each ended rejected."""
+        names = []
+        for kind, extra in sorted(HOSTILE.items()):
+            name = f"hostile-{kind}-{len(self.faults)}-{int(time.monotonic() * 1000) % 100000}"
+            path = self.home / "spool" / f"{name}.toml"
+            if extra is None:
+                os.mkfifo(path)
+            else:
+                extra = extra.format(home=self.home, victim=f.target)
+                top, _, rest = rig.job_toml(name, 2, seed=0).partition("\n[")
+                path.write_text(rig.job_toml(name, 2, seed=0) + extra if extra.startswith("[") else
+                                top + "\n" + extra + "\n[" + rest)
+            names.append(name)
+        f.expect["hostile_files"] = names
+        kinds = ", ".join(sorted(HOSTILE))
+        return f"dropped {len(names)} hostile files ({kinds}) while {f.when_job} ran at step {step}"
 
     def do_remove_queued(self, f: Fault, pid: int, step: int) -> str | None:
         queued = [j for j in self.jobs if (self.recs.get(j.id) or {}).get("state") == "queued"

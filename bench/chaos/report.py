@@ -116,6 +116,7 @@ class Report:
         self.faults()
         self.jobs()
         self.lost()
+        self.hostile()
         self.daemon_exits()
         self.identical()
         self.evidence()
@@ -211,7 +212,7 @@ class Report:
         ours = {j.file_name for j in c.refs + c.jobs}
         ids = {j.id for j in c.refs + c.jobs}
         extra = [k for k, r in self.recs.items() if r.get("file_name") in ours and k not in ids]
-        left = [p.name for p in (c.home / "spool").glob("*.toml")]
+        left = [p.name for p in (c.home / "spool").glob("*.toml") if not p.name.startswith("hostile-")]
         self.line(f"jobs lost: {len(lost)} (a job file not in exactly one state folder, or no record;"
                   f" a removed queued file excepted)")
         for x in lost + [f"extra record {k} for one of our files" for k in extra]:
@@ -223,6 +224,22 @@ class Report:
             self.line(f"  never claimed from spool/: {' '.join(left)}")
         if lost or misplaced or extra:
             self.fail.append(f"{len(lost)} job(s) lost, {len(misplaced)} misplaced, {len(extra)} duplicated")
+
+    def hostile(self) -> None:
+        """Every hostile file ends rejected with its reason; none is stuck in spool/ and none ran."""
+        names = [n for f in self.c.faults for n in f.expect.get("hostile_files", [])]
+        if not names:
+            return
+        states = {n: (self.recs.get(n) or {}).get("state") for n in names}
+        stuck = [n for n, st in states.items() if st is None]
+        ran = [n for n, st in states.items() if st not in (None, "rejected")]
+        pwned = (self.c.home / "pwned").exists()
+        self.line(f"hostile files: {len(names)} dropped, {len(names) - len(stuck) - len(ran)} rejected,"
+                  f" {len(ran)} accepted, {len(stuck)} stuck; a command from a job file ran: {pwned}")
+        for n in stuck + ran:
+            self.line(f"  {n}: {states[n] or 'never claimed'}")
+        if stuck or ran or pwned:
+            self.fail.append(f"hostile files: {len(stuck)} stuck, {len(ran)} accepted, command ran: {pwned}")
 
     def daemon_exits(self) -> None:
         lives = self.c.daemon.lives
