@@ -11,10 +11,10 @@ import mlx.core as mx
 from bench.memory.memory_map import arrays
 from farensed.core.jobfile import parse_job
 from farensed.core.paths import Home
+from farensed.core.units import GIB
 from farensed.worker.model import apply_lora, load_base
 from farensed.worker.step import StepFunctions, make_optimizer
 
-GIB = 1024**3
 mp = Path(sys.argv[1])
 limits = [float(x) for x in sys.argv[2].split(",")]
 shapes = [tuple(map(int, s.split("x"))) for s in sys.argv[3].split(",")]

@@ -13,12 +13,12 @@ import numpy as np
 from farensed.core.datasets import load_splits
 from farensed.core.jobfile import parse_job
 from farensed.core.paths import Home
+from farensed.core.units import GIB
 from farensed.worker import batching
 from farensed.worker.model import apply_lora, load_base
 from farensed.worker.run import tokenize_split
 from farensed.worker.step import StepFunctions, make_optimizer
 
-GIB = 1024**3
 mp, data, nsteps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 variants = [(float(v.split(":")[0]), int(v.split(":")[1]), v.endswith(":s")) for v in sys.argv[4].split(",")]
 spec = parse_job(f'name = "x"\nmodel = "{mp}"\ndata = "{data}"\nmask_prompt = true\n[training]\nbatch_size = 4\n'

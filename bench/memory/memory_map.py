@@ -21,13 +21,13 @@ import mlx.core as mx
 
 from farensed.core.jobfile import parse_job
 from farensed.core.paths import Home
+from farensed.core.units import GIB
 from farensed.worker.grad_checkpoint import set_grad_checkpoint
 from farensed.worker.model import apply_lora, load_base
 from farensed.worker.step import StepFunctions, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GIB = 1024**3
 
 
 def arrays(rows: int, width: int, vocab: int, seed: int):

@@ -30,6 +30,7 @@ from mlx.utils import tree_map
 from farensed.core.datasets import load_splits
 from farensed.core.jobfile import load_job
 from farensed.core.paths import Home
+from farensed.core.units import GIB
 from farensed.worker import batching
 from farensed.worker.model import apply_lora, load_base
 from farensed.worker.run import tokenize_split
@@ -37,7 +38,6 @@ from farensed.worker.step import token_sum_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GIB = 1024**3
 
 
 def bare_loop(model, spec, train, steps: int, warmup: int) -> dict:

@@ -30,10 +30,11 @@ from pathlib import Path
 from statistics import median
 
 from bench.training.report import print_report
+from farensed.core.units import GIB
 from farensed.host.blas import inspect, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
-GIB, GB = 1024**3, 1e9
+GB = 1e9  # mlx_lm reports decimal GB
 KEYS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
 

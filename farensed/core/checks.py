@@ -18,9 +18,10 @@ from farensed.core.model_source import looks_like_hub_id
 from farensed.core.paths import Home
 from farensed.core.spool import records
 from farensed.core.system_prompt import data_system
+from farensed.core.units import GIB
 from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
 from farensed.memory.estimate import estimate
-from farensed.memory.plan import GB, MARGIN, PAD_TO, padded_width
+from farensed.memory.plan import MARGIN, PAD_TO, padded_width
 
 
 @dataclass
@@ -227,14 +228,14 @@ def _note_system(rep: Report, spec: JobSpec, splits: Splits) -> None:
 def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: int) -> None:
     """With a budget: weights over it are a problem; one longest example over it (a rough estimate,
     even with gradient checkpointing) a warning. The worker measures the real figures."""
-    budget = spec.memory.budget_gb * GB
+    budget = spec.memory.budget_gb * GIB
     model = home.resolve(spec.model)
     width = padded_width(longest, spec.training.max_seq_length)
     est = estimate(model, spec.lora.num_layers, spec.lora.rank, width) if budget and model.is_dir() else None
     if est is None:
         return
     if est.weights > budget:
-        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GB:.2f} GB, over the"
+        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GIB:.2f} GB, over the"
                                     f" budget of {spec.memory.budget_gb:g} GB", lines.get("memory.budget_gb"),
                                     "memory.budget_gb"))
         return
@@ -242,7 +243,7 @@ def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: 
     if one > budget * (1 - MARGIN):
         fits = int(max((budget * (1 - MARGIN) - est.base) / est.per_token_checkpointed, 0) // PAD_TO * PAD_TO)
         rep.notes.append(f"warning: memory.budget_gb {spec.memory.budget_gb:g} looks too small for the longest"
-                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GB:.2f} GB even"
+                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GIB:.2f} GB even"
                          f" with gradient checkpointing; about {fits} tokens would fit. The worker measures the real"
                          f" figure before the first step and fails the job if it does not fit")
     elif est.peak(width * spec.training.batch_size, checkpointed=False) > budget * (1 - MARGIN):

@@ -12,6 +12,7 @@ from farensed.core.paths import Home
 from farensed.core.states import FINISHED
 from farensed.core.status import daemon_state
 from farensed.core.textfmt import fmt_num, fmt_secs
+from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 from farensed.results.locate import RunRef, find_record
 from farensed.results.rundata import RunData, load_run
@@ -49,7 +50,7 @@ def total_memory_gb() -> float | None:
     try:
         import psutil
 
-        return psutil.virtual_memory().total / 1024**3
+        return psutil.virtual_memory().total / GIB
     except ImportError:
         return None
 

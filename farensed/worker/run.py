@@ -38,6 +38,7 @@ from farensed.core.jobfile import load_job, parse_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
 from farensed.core.run_folder import fresh_training_state
+from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 from farensed.worker import batching, checkpoint, memory, outputs, tensorboard_events
 from farensed.worker.distributed import Solo
@@ -107,9 +108,9 @@ class Run:
                              self.trainer.fingerprint)
         if spec.memory.budget_gb:
             gpu = mx.default_device() == mx.gpu
-            limit = memplan.mlx_limit_bytes(int(spec.memory.budget_gb * memplan.GB), gpu)
+            limit = memplan.mlx_limit_bytes(int(spec.memory.budget_gb * memplan.GIB), gpu)
             mx.set_memory_limit(limit)
-            self.log.info("memory_limit", budget_gb=spec.memory.budget_gb, mlx_limit_gb=round(limit / memplan.GB, 3),
+            self.log.info("memory_limit", budget_gb=spec.memory.budget_gb, mlx_limit_gb=round(limit / memplan.GIB, 3),
                           cuda_graphs=os.environ.get("MLX_USE_CUDA_GRAPHS", "default"))
 
     def _note_data(self, train, valid) -> None:
@@ -315,7 +316,7 @@ class Run:
             train_loss=last_train.train_loss if last_train else None, val_loss=tr.p.val_loss,
             best_val_loss=tr.p.best_val_loss, learning_rate=last_train.learning_rate if last_train else None,
             tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,
-            active_memory_gb=round(mx.get_active_memory() / 1024**3, 4),
+            active_memory_gb=round(mx.get_active_memory() / GIB, 4),
             peak_memory_gb=last_train.peak_memory_gb if last_train else None,
             budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.narrowest,
             grad_accumulation=tr.accumulation(), grad_checkpoint=tr.memory.grad_checkpoint,
