@@ -20,7 +20,8 @@ from farensed.scoring.questions import summarize
 @click.option("--data", type=click.Path(exists=True, dir_okay=False),
               help="A .jsonl of questions with answers (chat or completions). Default: the job's held-out"
                    " examples ([evaluate] data, else test.jsonl, else the validation split).")
-@click.option("-n", "count", type=click.IntRange(min=1), help="Only the first N questions (in a seeded order).")
+@click.option("-n", "count", type=click.IntRange(min=1),
+              help="The first N questions of the fixed order (default the job's [evaluate] examples).")
 @click.option("--json", "as_json", is_flag=True, help="One answers.jsonl line per question, nothing else.")
 @home_option
 @clean_errors
