@@ -21,7 +21,7 @@ from farensed.results.rundata import load_run
 @click.argument("job")
 @click.option("--out", type=click.Path(file_okay=False), help="Where to write the model (default <run>/fused).")
 @click.option("--dequantize", is_flag=True, help="Full-precision weights (from a 4-bit base model).")
-@click.option("--final", is_flag=True, help="The final adapters instead of the best.")
+@click.option("--final", is_flag=True, help="The final adapters instead of the best (by the job's [evaluate] select).")
 @click.option("--checkpoint", metavar="NAME", help="A checkpoint's adapters (folder name or step).")
 @click.option("--force", is_flag=True, help="Overwrite a non-empty --out folder.")
 @home_option
@@ -43,5 +43,5 @@ def export(job, out, dequantize, final, checkpoint, force, home):
         why = "not enough memory" if proc.returncode == EXIT_OOM_EXHAUSTED else (
             proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise FarensedError(f"exporting {target.label} adapters of {data.run_dir} to {dest} failed: {why}")
-    click.echo(f"fused {target.label} adapters of {data.name} into {dest}"
+    click.echo(f"fused the {target.words} of {data.name} into {dest}"
                f"{' (de-quantized)' if dequantize else ''}\n  use: mlx_lm.generate --model {dest} --prompt ...")
