@@ -33,6 +33,9 @@ def submit(file, home):
     rep = check_job(file, h, job_id=job_id, measure_tokens=False)
     for p in rep.problems:
         click.echo(f"error: {p}", err=True)
+    for note in rep.notes:
+        if note.startswith("warning:"):  # a retired key, mapped: the job runs, the user should know
+            click.echo(note, err=True)
     if not rep.ok:
         raise FarensedError(f"{file}: not submitted ({len(rep.problems)} problem(s))")
     target = h.spool / f"{job_id}.toml"

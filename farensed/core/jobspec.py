@@ -174,8 +174,13 @@ class Evaluate(_JobModel):
         raise ValueError("expected 0 (none) or a count of questions")
 
     @property
+    def retired(self) -> dict[str, str]:
+        """The retired keys this file used, each with what it means now."""
+        return {k: RETIRED_KEYS[k] for k in self._retired}
+
+    @property
     def warnings(self) -> list[str]:
-        return [RETIRED_KEYS[k] for k in self._retired]
+        return list(self.retired.values())
 
 
 class JobSpec(_JobModel):
