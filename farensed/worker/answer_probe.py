@@ -38,8 +38,8 @@ class ProbeResult:
 
     @property
     def score(self) -> float | None:
-        """The first set's F1: what "best" is chosen by."""
-        return self.f1.get("probe")
+        """The first set's F1, as its metrics row keeps it: what "best" is chosen by."""
+        return round(self.f1["probe"], 4) if "probe" in self.f1 else None
 
 
 class AnswerProbe:
