@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -60,6 +61,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_create_bytes(path: str | os.PathLike, data: bytes) -> bool:
+    """Create `path` with `data`, complete or not at all, never replacing a file already there:
+    False when `path` exists (two writers of one name: exactly one wins)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            _full_fsync(f.fileno())
+        os.link(tmp, path)  # atomic, and fails if the name is taken (rename would replace it)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

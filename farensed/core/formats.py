@@ -10,9 +10,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from farensed.core.errors import StateError
+from farensed.core.hostnames import check_host, check_ip
 from farensed.core.strict import Strict
 
 TRAINING_STATE = "training_state.json"
@@ -436,6 +437,16 @@ class HostfileHost(Strict):
     ssh: str = Field(min_length=1)
     ips: list[str] = Field(default_factory=list)
     rdma: list[str | list[str] | None] = Field(default_factory=list)
+
+    @field_validator("ssh")
+    @classmethod
+    def _ssh_is_a_host(cls, v: str) -> str:
+        return check_host(v)  # never an option: `-oProxyCommand=...` would run a command
+
+    @field_validator("ips")
+    @classmethod
+    def _ips_are_ips(cls, v: list[str]) -> list[str]:
+        return [check_ip(x) for x in v]
 
 
 class MlxHostfile(Strict):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from farensed.core.errors import JobFileError
 from farensed.core.jobspec import MAX_JOB_FILE_BYTES, JobSpec
+from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,13 @@ def _toml_problem(file: str, exc: tomllib.TOMLDecodeError) -> Problem:
 
 
 def read_job_text(path: Path) -> str:
-    """The job file's text, refusing files over 1 MiB (unread) or not UTF-8."""
-    size = path.stat().st_size
-    if size > MAX_JOB_FILE_BYTES:
-        raise JobFileError(path, [Problem(str(path), f"file is {size} bytes; job files are at most 1 MiB")])
-    raw = path.read_bytes()
+    """The job file's text: a regular file (never a FIFO or a device), at most 1 MiB, UTF-8."""
+    try:
+        raw = read_bytes(path, MAX_JOB_FILE_BYTES)
+    except TooLarge:
+        raise JobFileError(path, [Problem(str(path), "file is over 1 MiB; job files are at most 1 MiB")]) from None
+    except NotRegular as e:
+        raise JobFileError(path, [Problem(str(path), str(e).removeprefix(f"{path}: "))]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -107,16 +110,38 @@ def read_job_text(path: Path) -> str:
         raise JobFileError(path, [Problem(str(path), "not UTF-8 text", line)]) from None
 
 
+# What TOML or the schema may raise on hostile input besides their own errors: nesting thousands deep
+# (RecursionError), integers of thousands of digits (ValueError), values past a float (OverflowError).
+HOSTILE = (RecursionError, ValueError, OverflowError, MemoryError, TypeError)
+
+
 def parse_job(text: str, file: str = "<job>") -> JobSpec:
-    """Parse TOML text into a JobSpec; raises JobFileError listing every problem."""
+    """Parse TOML text into a JobSpec; raises JobFileError listing every problem, whatever the input."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise JobFileError(file, [_toml_problem(file, e)]) from None
+    except HOSTILE as e:
+        raise JobFileError(file, [Problem(file, f"not a job file TOML can hold: {_short(e)}")]) from None
     try:
         return JobSpec.model_validate(raw)
     except ValidationError as e:
-        raise JobFileError(file, schema_problems(file, text, e)) from None
+        problems = _schema_problems_or_one(file, text, e)
+    except HOSTILE as e:
+        problems = [Problem(file, f"values the job file cannot hold: {_short(e)}")]
+    raise JobFileError(file, problems)
+
+
+def _schema_problems_or_one(file: str, text: str, e: ValidationError) -> list[Problem]:
+    try:
+        return schema_problems(file, text, e)
+    except HOSTILE as inner:  # e.g. a value too large to show
+        return [Problem(file, f"values the job file cannot hold: {_short(inner)}")]
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return f"{type(e).__name__}: {text[:200]}"
 
 
 def load_job(path: str | Path) -> JobSpec:

@@ -17,7 +17,7 @@ from farensed.core import status_peek
 from farensed.core.errors import FarensedError
 from farensed.core.jobfile import load_job
 from farensed.core.paths import Home
-from farensed.core.spool.folders import permission_problem
+from farensed.core.spool.folders import SpoolDirs, permission_problem
 from farensed.core.spool.lock import daemon_alive
 from farensed.host import blas, facts, metal, service
 from farensed.host.cluster import rank_hosts
@@ -85,10 +85,11 @@ def check_spool(home: Home) -> Check:
     spool = home.spool
     if not spool.exists():
         return Check("spool", "warn", f"{spool} does not exist yet", "it is created when the daemon starts")
-    problem = permission_problem(spool)
-    if problem is not None:
-        return Check("spool", "fail", *problem)
-    return Check("spool", "ok", f"{spool} is yours and not writable by others")
+    for folder in (home.root, *SpoolDirs(spool).all):
+        problem = permission_problem(folder) if folder.exists() else None
+        if problem is not None:
+            return Check("spool", "fail", *problem)
+    return Check("spool", "ok", f"{home.root}, {spool} and its folders are yours and not writable by others")
 
 
 def check_service(home: Home) -> Check:

@@ -86,7 +86,7 @@ def ask(name: str, python: str, home: Path, model: str, data: str, timeout: floa
     """The host's info, or why it could not be had (ssh's or the probe's last line)."""
     cmd = probe_command(python, home, model, data)
     if name != LOOPBACK:  # as mlx.launch does: every other name is reached over ssh
-        cmd = ["ssh", *SSH_OPTIONS, name, f"cd {shlex.quote(str(home))} && {shlex.join(cmd)}"]
+        cmd = ["ssh", *SSH_OPTIONS, "--", name, f"cd {shlex.quote(str(home))} && {shlex.join(cmd)}"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
