@@ -37,6 +37,8 @@ def compare(jobs, prompts, no_answers, max_tokens, temp, home):
     if asked and not no_answers:
         per_run = [_answers(r, h, asked, bool(prompts), max_tokens, temp) for r in runs]
         sections.append(("answers", [(p, [a[i] or "(empty)" for a in per_run]) for i, p in enumerate(asked)]))
+    if note := cmp.question_note(runs):
+        click.echo(note)
     Console().print(cmp.render_table(cmp.column_names(runs, list(jobs)), sections))
 
 

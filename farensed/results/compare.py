@@ -67,12 +67,22 @@ def score_rows(runs: list[RunData]) -> tuple[str, list[tuple[str, list[str]]]]:
     if shared is not None:
         scores = [summarize([a for a in r.answers if a.kind == "held_out" and question_key(a) in shared],
                             s.data, s.available) if s else None for r, s in zip(runs, scores)]
-        title = f"answer scores (held-out; the question sets differ: on the {len(shared)} questions all answered)"
+        title = f"answer scores (held-out, the {len(shared)} shared questions)"
     per_run = [dict(score_figures(s)) for s in scores]
     rows = [(k, [p[k] for p in per_run]) for k, _ in score_figures(None)]
     if shared is not None:
-        rows.append(("questions answered (all)", [str(sum(a.kind == "held_out" for a in r.answers)) for r in runs]))
+        rows.append(("answered in all", [str(sum(a.kind == "held_out" for a in r.answers)) for r in runs]))
     return title, rows
+
+
+def question_note(runs: list[RunData]) -> str | None:
+    """One line for above the table when the runs' held-out question sets differ."""
+    shared = shared_questions(runs)
+    if shared is None:
+        return None
+    counts = ", ".join(str(sum(a.kind == "held_out" for a in r.answers)) for r in runs)
+    return (f"note: the jobs' held-out question sets differ ({counts} questions, {len(shared)} answered by all):"
+            f" the answer scores compare only the {len(shared)} shared questions")
 
 
 def probe_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
