@@ -43,5 +43,5 @@ def export(job, out, dequantize, final, checkpoint, force, home):
         why = "not enough memory" if proc.returncode == EXIT_OOM_EXHAUSTED else (
             proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise FarensedError(f"exporting {target.label} adapters of {data.run_dir} to {dest} failed: {why}")
-    click.echo(f"fused the {target.words} of {data.name} into {dest}"
+    click.echo(f"fused {target.words} of {data.name} into {dest}"
                f"{' (de-quantized)' if dequantize else ''}\n  use: mlx_lm.generate --model {dest} --prompt ...")

@@ -33,7 +33,7 @@ class Target:
 
     @property
     def words(self) -> str:
-        return self.about or ("the base model" if self.adapters is None else f"{self.label} adapters")
+        return self.about or ("base" if self.adapters is None else f"{self.label} adapters")
 
 
 def base_model(data: RunData, home: Home) -> str:
