@@ -25,7 +25,8 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "steps": s.steps if s else (st.step if st else (last.step if last else None)),
         "final train loss": s.final_train_loss if s else _last(trains, "train_loss"),
         "final val loss": s.final_val_loss if s else _last(evals, "val_loss"),
-        "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),
+        "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),  # the best adapters'
+        "lowest val loss": min((r.val_loss for r in evals), default=None),
         "best step": s.best_step if s else (st.best_step if st else None),
         "best probe F1": s.best_score if s else (st.best_score if st else None),
         "best by": _best_by(data),
