@@ -38,12 +38,23 @@ def plan(file, steps, home):
         raise FarensedError(f"{file}: cannot plan it ({len(rep.problems)} problem(s); see farensectl validate)")
     for warning in rep.spec.evaluate.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _warn_if_busy(h)
     click.echo(f"measuring {file} on this machine ({steps} + 2 real steps, one eval, one answer probe)...", err=True)
     estimate = PlanEstimate.model_validate_json(_measure(Path(file), h.root, steps))
     saved = plans.save(h, Path(file).read_bytes(), estimate)
     click.echo(f"{file}: {rep.spec.name}")
     click.echo("\n".join(plan_lines(estimate, _questions(rep.spec, h))))
     click.echo(f"  kept in {saved} (status shows it beside the run's own figures)")
+
+
+def _warn_if_busy(home) -> None:
+    """A job training beside the measurement slows it: the figures would be too high."""
+    from farensed.core.status import daemon_state
+
+    st, state = daemon_state(home)
+    if state == "up" and st is not None and st.current is not None:
+        click.echo(f"warning: job {st.current.id} is running: measured beside it, the times will be too long",
+                   err=True)
 
 
 def _measure(file: Path, home: Path, steps: int) -> str:

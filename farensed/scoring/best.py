@@ -59,7 +59,9 @@ def rule(select: str, sets: list[ProbeSetInfo], has_valid: bool, patience: int =
             "" if select == "val_loss" else " (no question to ask: [evaluate] probe = 0, or no askable examples)")
         select = "val_loss"
     else:
-        select, why = "val_loss", "no validation set and no question to ask: the final adapters"
+        why = ("no validation set (select = val_loss)" if select == "val_loss" else
+               "no validation set and no question to ask") + ": the final adapters"
+        select = "val_loss"
     return ProbePlan(sets=sets, select=select, why=why, patience=patience)
 
 
