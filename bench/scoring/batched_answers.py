@@ -6,8 +6,8 @@ reference's plus 16, or --max-tokens): for each model the questions are answered
 (mlx-lm's generate) and in batches (mlx-lm's batch_generate), both timed after a warm-up; printed
 are seconds, generated tokens per second, the speed-up and whether the answers are the same text.
 
-    .venv/bin/python bench/scoring/batched_answers.py --run checkpoints/demo     # the demo's adapters, CPU
-    .venv/bin/python bench/scoring/batched_answers.py --model /models/mistral-7b-4bit --json out.json
+    .venv/bin/python -m bench.scoring.batched_answers --run checkpoints/demo     # the demo's adapters, CPU
+    .venv/bin/python -m bench.scoring.batched_answers --model /models/mistral-7b-4bit --json out.json
 
 Without --run, "best" and "final" are LoRA adapters of the guide's shape (rank 8, the last 16
 blocks, 7 modules) with seeded random weights, so a 7B-shaped model folder is all it needs.
@@ -22,13 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from farensed.core.datasets import read_jsonl  # noqa: E402
-from farensed.core.jobfile import load_job, parse_job  # noqa: E402
-from farensed.core.paths import Home  # noqa: E402
-from farensed.scoring.questions import askable  # noqa: E402
+from farensed.core.datasets import read_jsonl
+from farensed.core.jobfile import load_job, parse_job
+from farensed.core.paths import REPO_ROOT as ROOT
+from farensed.core.paths import Home
+from farensed.scoring.questions import askable
 
 TARGETS = ("base", "best", "final")
 

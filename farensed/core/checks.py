@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from textwrap import shorten
 
 from farensed.core.datasets import Example, Splits, load_splits, read_jsonl
 from farensed.core.errors import DataError, JobFileError
@@ -15,6 +17,7 @@ from farensed.core.jobspec import JobSpec
 from farensed.core.model_source import looks_like_hub_id
 from farensed.core.paths import Home
 from farensed.core.spool import records
+from farensed.core.system_prompt import data_system
 from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
 from farensed.memory.estimate import estimate
 from farensed.memory.plan import GB, MARGIN, PAD_TO, padded_width
@@ -102,6 +105,14 @@ def recorded_outputs(home: Home) -> dict[str, str]:
     return {r.id: r.output_dir for r in found.values() if r.output_dir}
 
 
+def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:
+    """Optional packages the job asks for are installed here (the worker imports them)."""
+    if spec.report.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        rep.problems.append(Problem(rep.file, "TensorBoard event files need tensorboardX, which is not installed:"
+                                    " pip install 'farensed[tensorboard]' (or set tensorboard = false)",
+                                    lines.get("report.tensorboard"), "report.tensorboard"))
+
+
 def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
     """The hostfile reads, the ring backend has IPs, and rank 0 (which owns the run folder) is here."""
     dist = spec.distributed
@@ -168,6 +179,7 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
         return
     rep.problems += [Problem(rep.file, f"data line: {p}", lines.get("data"), "data") for p in problems]
     rep.notes.append(f"data: {splits.source}")
+    _note_system(rep, spec, splits)
     if home.resolve(spec.data).is_file():
         n_all = len(splits.train) + len(splits.valid)
         n_answers = len({e.answer.strip().casefold() for e in splits.train + splits.valid})
@@ -198,6 +210,18 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
     if not splits.valid:
         rep.notes.append("no validation examples: training will run without eval")
     _note_leakage(rep, splits)
+
+
+def _note_system(rep: Report, spec: JobSpec, splits: Splits) -> None:
+    """Which system prompt generate, scoring, ask, serve and export put before each question."""
+    shared, given = data_system(splits), spec.generate.system
+    if given is not None:
+        same = " (the same as the data's)" if given == shared else (
+            ", not the data's shared one" if shared else "")
+        rep.notes.append(f"system prompt: [generate].system{same}: {shorten(given or '(none)', 70)}")
+    elif shared:
+        rep.notes.append(f"system prompt: every chat example starts with the same one, used by generate, scoring,"
+                         f" ask, serve and export ([generate].system overrides it): {shorten(shared, 70)}")
 
 
 def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: int) -> None:
@@ -272,6 +296,7 @@ def _check_job(rep: Report, path: Path, home: Home, check_paths: bool, allow_rem
     if check_paths:
         others = recorded_outputs(home) if other_outputs is None else other_outputs
         _check_paths(rep, spec, home, lines, job_id or path.stem, others)
+        _check_extras(rep, spec, lines)
         if spec.distributed is not None:
             _check_distributed(rep, spec, home, lines)
         if home.resolve(spec.data).exists():

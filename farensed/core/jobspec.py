@@ -92,7 +92,8 @@ class Memory(_JobModel):
 
 class Generate(_JobModel):
     prompts: list[str] = Field(default_factory=list, description="questions answered at the end by base, best, final")
-    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
+    system: str | None = Field(None, description="system message before each prompt; default: the one every chat"
+                                " example of the data starts with; \"\" = none")
     max_tokens: int = Field(100, ge=1, le=1 << 20, description="longest answer to a prompt")
     temperature: float = Field(0.0, ge=0, le=100, description="0 = greedy")
 
@@ -197,6 +198,13 @@ class Evaluate(_JobModel):
         return list(self.retired.values())
 
 
+class Report(_JobModel):
+    """What the run writes for people to look at, beyond its own files."""
+
+    tensorboard: bool = Field(False, description="also write the scalars as TensorBoard event files in the run"
+                                                 " folder (needs tensorboardX: pip install 'farensed[tensorboard]')")
+
+
 class JobSpec(_JobModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str = Field(min_length=1, description="the job's name; its id comes from the file name")
@@ -215,6 +223,7 @@ class JobSpec(_JobModel):
     generate: Generate = Field(default_factory=Generate)
     distributed: Distributed | None = None
     evaluate: Evaluate = Field(default_factory=Evaluate)
+    report: Report = Field(default_factory=Report)
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

@@ -40,7 +40,12 @@ def read_hostfile(path: Path) -> MlxHostfile:
         raise HostfileError(f"cannot read the hostfile: {e}") from None
     except OSError as e:
         raise HostfileError(f"{path}: cannot read the hostfile: {e.strerror}") from None
-    except (ValueError, RecursionError, ValidationError) as e:
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise HostfileError(f"{path}: not an mlx hostfile: {where}: {msg}") from None
+    except (ValueError, RecursionError) as e:
         raise HostfileError(f"{path}: not an mlx hostfile: {str(e).splitlines()[0]}") from None
 
 

@@ -16,6 +16,7 @@ from farensed.core.errors import FarensedError
 from farensed.core.formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
 from farensed.core.model_source import local_or_hub
 from farensed.core.paths import Home
+from farensed.core.system_prompt import job_system_at
 from farensed.results.rundata import RunData
 from farensed.scoring.best import best_words
 
@@ -28,7 +29,7 @@ class Target:
     adapters: Path | None  # an adapter folder; None = the base model
     label: str  # "best", "final", "checkpoint_epoch0_step8", "base"
     trust_remote_code: bool = False
-    system: str | None = None  # the job's generate.system, put before each prompt
+    system: str | None = None  # the job's system prompt (core/system_prompt.py), put before each prompt
     about: str = ""  # in words: "best adapters (step 240, probe F1 0.71)"
 
     @property
@@ -73,7 +74,7 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
         raise FarensedError("choose one of --final, --checkpoint, --base")
     trust = bool(data.spec and data.spec.trust_remote_code)
     model = base_model(data, home)
-    target = partial(Target, trust_remote_code=trust, system=data.spec.generate.system if data.spec else None)
+    target = partial(Target, trust_remote_code=trust, system=job_system_at(data.spec, home) if data.spec else None)
     if base:
         return target(model, None, "base")
     if final:

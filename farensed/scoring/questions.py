@@ -25,6 +25,7 @@ from farensed.core.formats import (
 )
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
+from farensed.core.system_prompt import job_system
 from farensed.scoring.metrics import exact_match, f1, mean
 
 ORDER_SEED = 19  # fixed for good: changing it changes which questions every job is scored on
@@ -134,7 +135,8 @@ def prompt_questions(spec: JobSpec, splits: Splits | None) -> list[Question]:
     for ex in (splits.train + splits.valid + splits.test) if splits else []:
         if ex.question.strip():
             known.setdefault(ex.question.strip(), ex.answer)
-    system = [{"role": "system", "content": spec.generate.system}] if spec.generate.system else []
+    text = job_system(spec, splits)
+    system = [{"role": "system", "content": text}] if text else []
     return [Question("prompt", i, f"generate.prompts[{i}]", system + [{"role": "user", "content": p}],
                      known.get(p.strip()))
             for i, p in enumerate(spec.generate.prompts)]

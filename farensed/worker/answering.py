@@ -2,7 +2,7 @@
 batch of prompts together (greedy unless a sampler is given); the LoRA weights are swapped per
 target (the freshly initialized adapters, which change nothing, give the base model's answers).
 
-Batched greedy answers are the same text as one-at-a-time ones (tests/e2e/test_batched_answers.py
+Batched greedy answers are the same text as one-at-a-time ones (tests/e2e/test_answer_probe.py
 checks it on the tiny model); bench/scoring/batched_answers.py measures the speed-up."""
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ manifest, fsynced, renamed into place. Resume takes the newest one that verifies
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from farensed.core.atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from farensed.core.checkpoint_manifest import sha256_of, verify
 from farensed.core.errors import FarensedError
 from farensed.core.formats import (
     ADAPTERS,
@@ -45,14 +45,6 @@ def step_of(path: Path) -> int:
     return int(m.group(2)) if m else -1
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]], seen_free) -> None:
     need = sum(a.nbytes for group in tensors.values() for a in group.values()) + DISK_MARGIN
     free = seen_free(shutil.disk_usage(out).free)
@@ -77,7 +69,7 @@ def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[
     atomic_write_text(tmp / METRICS_FILE, "".join(r.model_dump_json() + "\n" for r in metrics))
     atomic_write_json(tmp / CHECKPOINT_STATE, state)
     names = sorted(p.name for p in tmp.iterdir())
-    manifest = Manifest(step=state.step, epoch=epoch, files={n: _sha256(tmp / n) for n in names},
+    manifest = Manifest(step=state.step, epoch=epoch, files={n: sha256_of(tmp / n) for n in names},
                         sizes={n: (tmp / n).stat().st_size for n in names}, created_at=time.time())
     atomic_write_json(tmp / MANIFEST, manifest)
     if final.exists():  # the same step reached again after a resume: replace it
@@ -87,19 +79,6 @@ def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[
     os.replace(tmp, final)
     fsync_dir(out)
     return final
-
-
-def verify(path: Path) -> Manifest | None:
-    """The manifest if every listed file is present with its checksum, else None."""
-    try:
-        manifest = Manifest.model_validate_json((path / MANIFEST).read_bytes())
-        for fname, digest in manifest.files.items():
-            f = path / fname
-            if f.stat().st_size != manifest.sizes[fname] or _sha256(f) != digest:
-                return None
-        return manifest
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def candidates(out: Path) -> list[Path]:

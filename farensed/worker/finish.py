@@ -17,6 +17,7 @@ from farensed.core.formats import (
     read_model,
 )
 from farensed.core.jobspec import Generate
+from farensed.core.system_prompt import job_system
 from farensed.worker import outputs
 from farensed.worker.answering import batched, prompt_ids
 from farensed.worker.infer import chat_messages
@@ -24,9 +25,10 @@ from farensed.worker.model import adapter_weights, load_adapter_file, parameter_
 from farensed.worker.run import Run
 
 
-def answers(model, tokenizer, g: Generate) -> list[Answer]:
-    """Greedy (or sampled) replies to the job's prompts through the model's chat template, decoded together."""
-    ids = [prompt_ids(tokenizer, chat_messages(p, g.system)) for p in g.prompts]
+def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
+    """Greedy (or sampled) replies to the job's prompts through the model's chat template (after the
+    job's system prompt), decoded together."""
+    ids = [prompt_ids(tokenizer, chat_messages(p, system)) for p in g.prompts]
     texts = batched(model, tokenizer, ids, [g.max_tokens] * len(ids), make_sampler(temp=g.temperature))
     return [Answer(prompt=p, answer=t) for p, t in zip(g.prompts, texts)]
 
@@ -48,7 +50,7 @@ def finish(run: Run) -> TrainingSummary:
     if spec.generate.prompts:
         load_adapter_file(run.model, best / ADAPTERS)
         run.model.eval()
-        replies = answers(run.model, run.tokenizer, spec.generate)
+        replies = answers(run.model, run.tokenizer, spec.generate, job_system(spec, run.splits))
     summary = build_summary(run, replies)
     atomic_write_json(out / SUMMARY, summary)
     run.write_state("scoring")

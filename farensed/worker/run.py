@@ -39,7 +39,7 @@ from farensed.core.paths import Home
 from farensed.core.run_folder import fresh_training_state
 from farensed.memory import plan as memplan
 from farensed.scoring.questions import held_out, scored_questions
-from farensed.worker import batching, checkpoint, evaluation, memory, outputs
+from farensed.worker import batching, checkpoint, evaluation, memory, outputs, tensorboard_events
 from farensed.worker import eta as worker_eta
 from farensed.worker.answer_probe import AnswerProbe
 from farensed.worker.distributed import Solo
@@ -90,6 +90,7 @@ class Run:
     def load(self) -> None:
         spec = self.spec
         self.write_progress_loading()
+        self.scalars = tensorboard_events.for_run(self.dir, spec)  # [report] tensorboard: event files too
         self.model, self.tokenizer = load_base(spec, self.home)
         self.adapter_config = apply_lora(self.model, spec)
         self.initial_adapters = adapter_weights(self.model)  # change nothing: the base model's answers
@@ -272,6 +273,7 @@ class Run:
             self.state = self.state.model_copy(update={"estimate": worker_eta.at_start(self, row)})
             self.write_state("running")
         outputs.append_metrics(self.dir, row)
+        self.scalars.add(row)
         self.log.info("step_report", **{k: v for k, v in row.model_dump().items() if v is not None})
         self.write_progress()
 
