@@ -50,7 +50,7 @@ def export(job, fmt, quantize, choice, out, dequantize, force, home):
     target = pick(data, h, choice)
     dest = Path(out).expanduser().resolve() if out else data.run_dir / DEFAULT_FOLDER[fmt]
     types = _quant_types(quantize, fmt)
-    click.echo(f"[{data.name}: {target.label} adapters on {target.model}]", err=True)
+    click.echo(f"[{data.name}: {target.words} on {target.model}]", err=True)
     try:
         with stop_signals(), adapter_folder(target, data.run_dir) as folder:
             check_copy(target, folder)

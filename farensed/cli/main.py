@@ -18,6 +18,7 @@ VERBS = {
     "list": ("list_cmd", "list_jobs"),
     "submit": ("submit", "submit"),
     "validate": ("validate", "validate"),
+    "plan": ("plan", "plan"),
     "watch": ("watch", "watch"),
     "logs": ("logs_cmd", "logs"),
     "cancel": ("cancel", "cancel"),

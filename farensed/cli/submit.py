@@ -25,6 +25,9 @@ def submit(file, home):
     rep = check_job(file, h, job_id=job_id, measure_tokens=False)
     for p in rep.problems:
         click.echo(f"error: {p}", err=True)
+    for note in rep.notes:
+        if note.startswith("warning:"):  # a retired key, mapped: the job runs, the user should know
+            click.echo(note, err=True)
     if not rep.ok:
         raise FarensedError(f"{file}: not submitted ({len(rep.problems)} problem(s))")
     job_id = drop(h, Path(file).name, read_job_text(Path(file)).encode("utf-8"))

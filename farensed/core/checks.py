@@ -287,6 +287,9 @@ def _check_job(rep: Report, path: Path, home: Home, check_paths: bool, allow_rem
         rep.problems = list(e.problems)
         return rep
     lines = key_lines(path.read_text(encoding="utf-8"))
+    for key, meaning in spec.evaluate.retired.items():  # an older file runs, mapped; said where
+        line = lines.get(f"evaluate.{key}")
+        rep.notes.append(f"warning: {rep.file}{f':{line}' if line else ''}: evaluate.{meaning}")
     if spec.trust_remote_code and not allow_remote_code:
         rep.problems.append(Problem(rep.file, "trust_remote_code runs code from the model folder; the daemon"
                                     " does not allow it (farensed run --allow-remote-code)",
