@@ -17,7 +17,7 @@
 #     bash bench/memory/gpu_memory.sh
 # (SMALL=1 builds the 4-layer 4-bit twin instead, but mlx-cpu's 4-bit path takes minutes a step here.)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PY:-python3}
 OUT=${OUT:-bench/results/gpu}
 IN=${INPUTS:-bench/device-inputs}
