@@ -1,14 +1,19 @@
 """Daemon figures (a benchmark, not a test): idle CPU and RSS, drop-to-worker latency,
-`farensectl status` wall time beside `python -c pass`, and 1,000 job files dropped at once.
+`farensectl status` wall time beside `python -c pass`, and 1,000 job files dropped at once
+(85% valid, 10% malformed, 5% half-written then completed), through a real `farensed run` in a
+temporary home (removed at the end unless --keep).
 
     .venv/bin/python -m bench.daemon.daemon_bench                # everything (~2 minutes)
     .venv/bin/python -m bench.daemon.daemon_bench --status-only  # status with 1,000 queued jobs (~30 s)
+    .venv/bin/python -m bench.daemon.daemon_bench --jobs 40 --idle 2   # a quick try (~20 s)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -69,10 +74,10 @@ def ctl(home, *args):
     return subprocess.run([str(BIN / "farensectl"), *args, "--home", str(home)], capture_output=True, text=True)
 
 
-def idle_figures(daemon: psutil.Process) -> tuple[float, float]:
+def idle_figures(daemon: psutil.Process, seconds: float) -> tuple[float, float]:
     time.sleep(3)
     daemon.cpu_percent(None)
-    time.sleep(10)
+    time.sleep(seconds)
     return daemon.cpu_percent(None), daemon.memory_info().rss / 2**20
 
 
@@ -104,22 +109,24 @@ def status_wall(home: Path) -> str:
             f" python -c pass {floor * 1000:.0f} ms (medians of 9)")
 
 
-def thousand(home: Path) -> dict:
-    """850 valid, 100 malformed, 50 half-written then completed; all at once."""
+def many(home: Path, n: int) -> dict:
+    """n files at once: 85% valid, 10% malformed, the rest half-written then completed."""
     valid = small_job(steps=2)
+    n_bad = n // 10
+    n_ok, n_half = n * 85 // 100, n - n * 85 // 100 - n_bad
     t0 = time.time()
-    for i in range(850):
+    for i in range(n_ok):
         drop(home, f"ok{i:04d}.toml", valid)
-    for i in range(100):
+    for i in range(n_bad):
         drop(home, f"bad{i:03d}.toml", "name = \n[training\n")
-    for i in range(50):
+    for i in range(n_half):
         (home / "spool" / f"half{i:02d}.toml").write_text(valid[: len(valid) // 2])
     time.sleep(1.0)
     half_rejected_early = sum(r["file_name"].startswith("half") and r["state"] == "rejected"
                               for r in records(home).values())
-    for i in range(50):
+    for i in range(n_half):
         (home / "spool" / f"half{i:02d}.toml").write_text(valid)
-    wait(lambda: len(records(home)) >= 1002 and not list((home / "spool").glob("*.toml")), 900, 0.2)
+    wait(lambda: len(records(home)) >= n + 2 and not list((home / "spool").glob("*.toml")), 900, 0.2)
     took = time.time() - t0
     recs = [r for r in records(home).values() if r["file_name"][:2] in ("ok", "ba", "ha")]
     files = sum(1 for s in ("queued", "running", "done", "failed", "cancelled", "rejected", "paused")
@@ -133,40 +140,59 @@ def thousand(home: Path) -> dict:
             "run_twice": [j for j, n in starts.items() if n > 1]}
 
 
-def status_only() -> None:
-    """1,000 jobs queued behind a long one, then status timed while the daemon is up."""
-    home = make_home()
+def status_only(home: Path, n: int) -> None:
+    """n jobs queued behind a long one, then status timed while the daemon is up."""
     d = subprocess.Popen([str(BIN / "farensed"), "run", "--home", str(home)], stderr=subprocess.DEVNULL)
     try:
         drop(home, "long.toml", small_job(name="long", steps=100000))
-        for i in range(1000):
+        for i in range(n):
             drop(home, f"q{i:04d}.toml", small_job(name=f"q{i}", steps=2))
-        wait(lambda: sum(r["state"] == "queued" for r in records(home).values()) >= 1000, 600, 0.5)
+        wait(lambda: sum(r["state"] == "queued" for r in records(home).values()) >= n, 600, 0.5)
         time.sleep(3)
-        print(f"farensectl with 1,000 jobs queued: {status_wall(home)}")
+        print(f"farensectl with {n:,} jobs queued: {status_wall(home)}")
     finally:
         d.send_signal(signal.SIGTERM)
         d.wait(60)
 
 
-def main() -> None:
-    if "--status-only" in sys.argv:
-        status_only()
-        return
+def parse(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--status-only", action="store_true", help="only `farensectl status` with --jobs queued")
+    ap.add_argument("--jobs", type=int, default=1000, help="job files dropped at once (default 1,000)")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds each idle CPU window lasts (default 10)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary home and say where it is")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    a = parse(argv)
     home = make_home()
+    try:
+        if a.status_only:
+            status_only(home, a.jobs)
+        else:
+            everything(home, a)
+    finally:
+        if a.keep:
+            print(f"home: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def everything(home: Path, a: argparse.Namespace) -> None:
     d = subprocess.Popen([str(BIN / "farensed"), "run", "--home", str(home)], stderr=subprocess.DEVNULL)
     try:
         wait(lambda: (home / "status.json").exists(), 30)
         proc = psutil.Process(d.pid)
-        cpu, rss = idle_figures(proc)
+        cpu, rss = idle_figures(proc, a.idle)
         print(f"idle daemon: {cpu:.2f}% CPU, {rss:.1f} MiB RSS (before any job)")
         cold, warm = latency(home, "lat1"), latency(home, "lat2")
         print(f"drop -> worker started: {cold:.3f} s first (imports the validator), {warm:.3f} s after")
-        cpu2, rss2 = idle_figures(proc)
+        cpu2, rss2 = idle_figures(proc, a.idle)
         print(f"idle daemon after jobs: {cpu2:.2f}% CPU, {rss2:.1f} MiB RSS")
         print(f"farensectl with 2 jobs: {status_wall(home)}")
-        print("1,000 files dropped at once:", json.dumps(thousand(home)))
-        print(f"farensectl with 1,000 jobs: {status_wall(home)}")
+        print(f"{a.jobs:,} files dropped at once:", json.dumps(many(home, a.jobs)))
+        print(f"farensectl with {a.jobs:,} jobs: {status_wall(home)}")
         t = time.time()
         d.send_signal(signal.SIGTERM)
         d.wait(60)
@@ -174,7 +200,7 @@ def main() -> None:
     finally:
         if d.poll() is None:
             d.kill()
-    print(f"home: {home}")
+            d.wait(60)
 
 
 if __name__ == "__main__":

@@ -64,8 +64,8 @@ def cpu_percent(pid: int, seconds: float, during=None) -> float:
     return 100 * (sum(p.cpu_times()[:2]) - c0) / (time.monotonic() - t0)
 
 
-def browser_load(base: str, job_id: str) -> dict[str, float] | None:
-    """Milliseconds in Chromium from navigation to the rendered queue (100 rows) and job page (charts drawn)."""
+def browser_load(base: str, job_id: str, rows: int) -> dict[str, float] | None:
+    """Milliseconds in Chromium from navigation to the rendered queue (all its rows) and job page (charts drawn)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -76,7 +76,7 @@ def browser_load(base: str, job_id: str) -> dict[str, float] | None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
-        for label, path, ready in (("queue", "/", "#jobs tbody tr >> nth=99"),
+        for label, path, ready in (("queue", "/", f"#jobs tbody tr >> nth={rows - 1}"),
                                    ("job", f"/job/{job_id}", "[data-chart=loss] canvas")):
             times, marks = [], []
             for _ in range(6):
@@ -93,8 +93,8 @@ def browser_load(base: str, job_id: str) -> dict[str, float] | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", type=int, default=100)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=100, help="jobs in the home (default 100)")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of each CPU window")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="farensed-dash-bench-"))
@@ -124,7 +124,7 @@ def report(proc: subprocess.Popen, base: str, ids: list[str], idle: float) -> No
         idle_cpu = cpu_percent(proc.pid, idle)
         polled = cpu_percent(proc.pid, idle, lambda: client.get(base + "/api/queue", headers={"if-none-match": etag}))
         polled_job = cpu_percent(proc.pid, idle, lambda: client.get(base + f"/api/job/{running}"))
-    shown = browser_load(base, running)
+    shown = browser_load(base, running, len(ids))
     rss = psutil.Process(proc.pid).memory_info().rss / 2**20
     rows = [
         ("queue page + assets + /api/queue, first load", cold_queue, 300),

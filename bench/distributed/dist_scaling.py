@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,13 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO / "data", help="a data folder or one .jsonl (the real data)")
     args = ap.parse_args()
     home = home_with(args.model, args.steps, args.data)
+    try:
+        measure(args, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, home: Path) -> None:
     env = {**os.environ, "NCCL_NVLS_ENABLE": "0", "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
     py, worker = sys.executable, ["-m", "farensed.worker"]
     one, two = home / "checkpoints" / "one", home / "checkpoints" / "two"

@@ -8,6 +8,8 @@ micro-batches, queued (async) as the worker queues them, against each alone.
 
     python -m bench.memory.memory_map MODEL_DIR [--widths 128,256,384,512] [--rows 1,2,3,4] [--extra 3x352,4x272]
         [--lora-layers 16] [--json OUT.json]
+
+It times the worker's compiled micro-step directly, through bench/worker_internals.py.
 """
 
 from __future__ import annotations
@@ -19,15 +21,10 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from bench import worker_internals
 from farensed.core.jobfile import parse_job
 from farensed.core.paths import Home
 from farensed.core.units import GIB
-from farensed.worker.grad_checkpoint import set_grad_checkpoint
-from farensed.worker.model import apply_lora, load_base
-from farensed.worker.step import StepFunctions, make_optimizer
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 
 def arrays(rows: int, width: int, vocab: int, seed: int):
@@ -80,10 +77,10 @@ def main() -> None:
     a = ap.parse_args()
     spec = parse_job(f'name = "map"\nmodel = "{a.model}"\ndata = "{a.model}"\n[training]\nbatch_size = 4\n'
                      f'max_seq_length = 512\n[lora]\nnum_layers = {a.lora_layers}\n')
-    model, tok = load_base(spec, Home.from_option(str(a.model.parent)))
-    apply_lora(model, spec)
+    model, tok = worker_internals.load_base(spec, Home.from_option(str(a.model.parent)))
+    worker_internals.apply_lora(model, spec)
     vocab = int(model.args.vocab_size) if hasattr(model, "args") else len(tok.vocab)
-    opt = make_optimizer("adamw", 2e-4, 0.0)
+    opt = worker_internals.make_optimizer("adamw", 2e-4, 0.0)
     shapes = [(r, w) for w in map(int, a.widths.split(",")) for r in map(int, a.rows.split(","))]
     shapes += [tuple(map(int, s.split("x"))) for s in a.extra.split(",") if s]
     shapes.sort(key=lambda s: (s[0] * s[1], s[1]))
@@ -92,8 +89,8 @@ def main() -> None:
     print(f"{'mode':5} {'rows':>4} {'width':>5} {'tokens':>6} {'first GiB':>9} {'peak GiB':>9} {'s':>7}"
           f" {'compile s':>9}")
     for gc in [m == "gc" for m in a.modes.split(",")]:
-        set_grad_checkpoint(model, gc)
-        fns = StepFunctions(model, opt, 0.0, True)
+        worker_internals.set_grad_checkpoint(model, gc)
+        fns = worker_internals.StepFunctions(model, opt, 0.0, True)
         for rows, width in shapes:
             r = shape_row(fns, rows, width, vocab, gc)
             out["shapes"].append(r)

@@ -10,7 +10,8 @@ are seconds, generated tokens per second, the speed-up and whether the answers a
     .venv/bin/python -m bench.scoring.batched_answers --model /models/mistral-7b-4bit --json out.json
 
 Without --run, "best" and "final" are LoRA adapters of the guide's shape (rank 8, the last 16
-blocks, 7 modules) with seeded random weights, so a 7B-shaped model folder is all it needs.
+blocks, 7 modules) with seeded random weights, so a 7B-shaped model folder is all it needs. It calls
+the worker's answering functions directly, through bench/worker_internals.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ TARGETS = ("base", "best", "final")
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "farense-tiny"), help="base model folder")
     ap.add_argument("--run", type=Path, help="a finished run folder: its job's LoRA and its best/final adapters")
     ap.add_argument("--data", type=Path, action="append",
@@ -54,17 +55,16 @@ def model_and_targets(args):
     import mlx.core as mx
     from mlx.utils import tree_map
 
-    from farensed.worker.answering import target_weights
-    from farensed.worker.model import adapter_weights, apply_lora, load_base
+    from bench import worker_internals
 
     spec = load_job(args.run / "job.toml") if args.run else parse_job(
         f'schema_version = 1\nname = "bench"\nmodel = "{args.model}"\ndata = "data"\n')
     spec.model = args.model
-    model, tok = load_base(spec, Home(ROOT))
-    apply_lora(model, spec)
-    initial = adapter_weights(model)
+    model, tok = worker_internals.load_base(spec, Home(ROOT))
+    worker_internals.apply_lora(model, spec)
+    initial = worker_internals.adapter_weights(model)
     if args.run:
-        return model, tok, target_weights(args.run, initial, TARGETS)
+        return model, tok, worker_internals.target_weights(args.run, initial, TARGETS)
     mx.random.seed(0)
     fake = {k: v + 0.02 * mx.random.normal(v.shape).astype(v.dtype) for k, v in initial.items()}
     return model, tok, {"base": initial, "best": fake, "final": tree_map(lambda v: v * 1.5, fake)}
@@ -81,22 +81,23 @@ def timed(fn, *a):
 
 
 def main(argv=None) -> int:
-    from farensed.worker.answering import batched, one_at_a_time, prompt_ids
+    from bench import worker_internals
 
     args = parse(argv)
     files = args.data or [ROOT / "data" / "test.jsonl", ROOT / "data" / "valid.jsonl"]
     qs = questions(files, args.n)
     model, tok, weights = model_and_targets(args)
     model.eval()
-    prompts = [prompt_ids(tok, q.messages) for q in qs]
+    prompts = [worker_internals.prompt_ids(tok, q.messages) for q in qs]
     limits = [args.max_tokens or 2 * len(tok.encode(q.reference, add_special_tokens=False)) + 16 for q in qs]
-    batched(model, tok, prompts[:4], [8] * 4, batch=args.batch)  # warm-up: kernels compiled, caches made
-    one_at_a_time(model, tok, prompts[:2], [8] * 2)
+    # warm-up: kernels compiled, caches made
+    worker_internals.batched(model, tok, prompts[:4], [8] * 4, batch=args.batch)
+    worker_internals.one_at_a_time(model, tok, prompts[:2], [8] * 2)
     rows = []
     for target in TARGETS:
         model.load_weights(list(weights[target].items()), strict=False)
-        alone, t_alone = timed(one_at_a_time, model, tok, prompts, limits)
-        together, t_batch = timed(batched, model, tok, prompts, limits, None, args.batch)
+        alone, t_alone = timed(worker_internals.one_at_a_time, model, tok, prompts, limits)
+        together, t_batch = timed(worker_internals.batched, model, tok, prompts, limits, None, args.batch)
         tokens = sum(len(tok.encode(a, add_special_tokens=False)) for a in alone)
         rows.append({"target": target, "questions": len(qs), "tokens": tokens, "one_at_a_time_s": round(t_alone, 3),
                      "batched_s": round(t_batch, 3), "one_at_a_time_tok_s": round(tokens / t_alone, 1),

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.training.worker_bench import run_farensed
+from bench.training import worker_bench
 from farensed.host.blas import (
     DISABLE_ENV,
     inspect,
@@ -28,9 +28,11 @@ def main() -> None:
     if not info.needed or info.optimized is None:
         sys.exit(f"nothing to compare here: {info.in_use}")
     slow_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"} | {DISABLE_ENV: "1"}
+    job = worker_bench.parse(["--steps", str(args.steps)])  # worker_bench's demo job: batch 4, 256 tokens
     with tempfile.TemporaryDirectory() as d:
-        fast = run_farensed(Path(d), args.steps, worker_env(), "fast")
-        slow = run_farensed(Path(d), args.steps, worker_env(slow_env), "slow")
+        job.data_dir = worker_bench.prepare_data(job, Path(d))
+        fast = worker_bench.run_farensed(job, Path(d), "fast", env=worker_env())
+        slow = worker_bench.run_farensed(job, Path(d), "slow", env=worker_env(slow_env))
     print(f"demo model, {args.steps} steps x batch 4\n")
     print(f"{'':34}{'tokens/s':>10}{'train s':>10}")
     for label, r in ((f"OpenBLAS preloaded ({info.optimized.name})", fast), ("mlx-cpu reference BLAS", slow)):

@@ -6,7 +6,10 @@
   checkpointing) on its widest batch, for each candidate batch size, with and without
   checkpointing: which `mlx_lm lora` configurations fit a budget.
 
-    python -m bench.training.reference_loops RUN_DIR/job.toml --home H --steps N [--fit-batches 4,2,1]
+    .venv/bin/python -m bench.training.reference_loops RUN_DIR/job.toml --home H --steps N [--fit-batches 4,2,1]
+
+(worker_bench runs it; by hand it wants a job file and a home). It builds the bare loop from the
+worker's own batching and loss, through bench/worker_internals.py.
 
 Prints one JSON line. mlx-lm's checkpointing patches the block class for good, so the bare
 loop and the unpatched measurements come first.
@@ -27,24 +30,20 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_map
 
+from bench import worker_internals
 from farensed.core.datasets import load_splits
 from farensed.core.jobfile import load_job
 from farensed.core.paths import Home
 from farensed.core.units import GIB
-from farensed.worker import batching
-from farensed.worker.model import apply_lora, load_base
-from farensed.worker.run import tokenize_split
-from farensed.worker.step import token_sum_loss
 
-ROOT = Path(__file__).resolve().parents[2]
-
+batching = worker_internals.batching
 
 
 def bare_loop(model, spec, train, steps: int, warmup: int) -> dict:
     """farensed's steps in micro-batches of batch_size, through the plainest compiled loop."""
     opt = optim.AdamW(learning_rate=spec.training.learning_rate) if spec.training.optimizer == "adamw" else \
         optim.Adam(learning_rate=spec.training.learning_rate)
-    loss_and_grad = nn.value_and_grad(model, token_sum_loss)
+    loss_and_grad = nn.value_and_grad(model, worker_internals.token_sum_loss)
     state = [model.state, opt.state, mx.random.state]
 
     @partial(mx.compile, inputs=state, outputs=state)
@@ -118,7 +117,7 @@ def mlx_lm_peak(model, batch, accumulation: int, lr: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("job", type=Path)
     ap.add_argument("--home", required=True)
     ap.add_argument("--steps", type=int, default=60)
@@ -126,10 +125,11 @@ def main() -> None:
     ap.add_argument("--fit-batches", default="", help="comma-separated mlx_lm batch sizes to measure")
     args = ap.parse_args()
     spec, home = load_job(args.job), Home.from_option(args.home)
-    model, tokenizer = load_base(spec, home)
-    apply_lora(model, spec)
+    model, tokenizer = worker_internals.load_base(spec, home)
+    worker_internals.apply_lora(model, spec)
     data_dir = home.resolve(spec.data)
-    train = tokenize_split(load_splits(data_dir, spec.valid_fraction, spec.training.seed).train, tokenizer, spec)
+    splits = load_splits(data_dir, spec.valid_fraction, spec.training.seed)
+    train = worker_internals.tokenize_split(splits.train, tokenizer, spec)
     out = {"bare": bare_loop(model, spec, train, args.steps, args.warmup)}
     batches = [int(b) for b in args.fit_batches.split(",") if b]
     widest = {b: mlx_lm_widest(tokenizer, data_dir, spec, b) for b in batches}

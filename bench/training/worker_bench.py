@@ -94,13 +94,14 @@ def events(log: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if f'"event": "{name}"' in line]
 
 
-def run_farensed(a, tmp: Path, name: str, budget: float | None = None) -> dict:
+def run_farensed(a, tmp: Path, name: str, budget: float | None = None, env: dict | None = None) -> dict:
+    """One job through `python -m farensed.worker RUN_DIR`, as the daemon starts it (env: worker_env())."""
     run = tmp / name
     run.mkdir()
     (run / "job.toml").write_text(job_toml(a, budget))
     log = run / "worker.log"
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "farensed.worker", str(run), "--home", str(tmp)], env=worker_env(),
+    subprocess.run([sys.executable, "-m", "farensed.worker", str(run), "--home", str(tmp)], env=env or worker_env(),
                    stdout=open(log, "w"), stderr=subprocess.STDOUT, check=True)
     wall = time.monotonic() - t0
     summary = json.loads((run / "training_summary.json").read_text())

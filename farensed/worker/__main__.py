@@ -47,7 +47,7 @@ def budget_environment(run_dir: Path, env) -> None:
     says (MLX_USE_CUDA_GRAPHS). Under a memory limit MLX makes the host wait in mid-graph, and the
     graphs it then builds miss its cache: on an H200, the guide's steps (same micro-batches) ran
     under a 12 GiB limit at 0.84-0.88x of no limit with graphs, at 0.92x without them (no limit,
-    with graphs, being the reference; bench/limit_steps.py). It changes nothing off CUDA. A job file
+    with graphs, being the reference; bench/memory/limit_steps.py). It changes nothing off CUDA. A job file
     that does not parse is left to the run, which reports it."""
     try:
         budget = load_job(run_dir / "job.toml").memory.budget_gb
