@@ -49,7 +49,7 @@ class Training(_JobModel):
     warmup_steps: int = Field(100, ge=0, le=COUNT, description="steps of linear warm-up from 0")
     schedule: Literal["constant", "cosine"] = Field("constant", description="after the warm-up")
     min_learning_rate: float = Field(0.0, ge=0, le=1, description="end of the cosine decay")
-    optimizer: Literal["adamw", "adam"] = "adamw"
+    optimizer: Literal["adamw", "adam"] = Field("adamw", description="adam ignores weight_decay")
     weight_decay: float = Field(0.0, ge=0, le=100, description="AdamW's decoupled weight decay")
     grad_clip: float = Field(0.0, ge=0, le=1e6, description="max gradient norm; 0 = off")
     seed: int = Field(0, ge=0, le=INT_MAX, description="the data order, LoRA init and dropout derive from it")
@@ -63,7 +63,7 @@ class Lora(_JobModel):
     type: Literal["lora", "dora"] = Field("lora", description="QLoRA when the model is quantized")
     rank: int = Field(8, ge=1, le=4096, description="LoRA rank r")
     scale: float = Field(16.0, gt=0, le=1e6, description="LoRA scale (alpha)")
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on each adapter's input while training")
     target_modules: list[str] = Field(default_factory=lambda: list(GUIDE_TARGET_MODULES), min_length=1,
                                       description="module names inside a block that get adapters")
     num_layers: int = Field(16, ge=-1, le=4096, description="last N blocks; -1 = all")
@@ -101,7 +101,8 @@ class Generate(_JobModel):
 class Distributed(_JobModel):
     """Data-parallel over several processes, GPUs or machines, started by mlx.launch."""
 
-    backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = "ring"
+    backend: Literal["ring", "jaccl", "mpi", "nccl", "any"] = Field(
+        "ring", description="ring: TCP (Thunderbolt or Ethernet); jaccl: RDMA over Thunderbolt 5; nccl: CUDA GPUs")
     hosts: list[str] | None = Field(None, min_length=1, description="IP addresses; the first is this machine (rank 0)")
     hostfile: str | None = Field(None, description="mlx's JSON hostfile (mlx.distributed_config writes one)")
     processes: int = Field(1, ge=1, le=64,
@@ -206,7 +207,7 @@ class Report(_JobModel):
 
 
 class JobSpec(_JobModel):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="the job file format's version")
     name: str = Field(min_length=1, description="the job's name; its id comes from the file name")
     model: str = Field(min_length=1, description="local mlx-lm model folder or hub id")
     data: str = Field(min_length=1, description="folder with train/valid.jsonl, or one .jsonl")
