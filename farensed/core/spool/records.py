@@ -130,6 +130,10 @@ def scan(jobs_dir: Path) -> tuple[dict[str, JobRecord], dict[Path, str]]:
 
 def set_aside(path: Path) -> Path:
     """Rename an unreadable record out of the way, keeping its bytes for a person to look at."""
-    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+    stamp, n = int(time.time()), 1
+    aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+    while aside.exists():  # never over an earlier one set aside in the same second
+        n += 1
+        aside = path.with_name(f"{path.name}.unreadable-{stamp}-{n}")
     os.rename(path, aside)
     return aside
