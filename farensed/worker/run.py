@@ -32,12 +32,11 @@ from farensed.core.formats import (
     LiveProgress,
     MetricsRow,
     TrainingState,
-    read_model,
 )
 from farensed.core.jobfile import load_job, parse_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
-from farensed.core.run_folder import fresh_training_state
+from farensed.core.run_folder import read_training_state
 from farensed.memory import plan as memplan
 from farensed.worker import batching, checkpoint, memory, outputs
 from farensed.worker.distributed import Solo
@@ -55,12 +54,9 @@ def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batchin
     return batching.tokenize([ds.process(ds[i]) for i in range(len(ds))], spec.training.max_seq_length)
 
 
-def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
+def initial_state(run_dir: Path, spec: JobSpec, log) -> TrainingState:
     """training_state.json as left by the last worker (or the daemon), else a fresh one."""
-    path = run_dir / TRAINING_STATE
-    if path.exists():
-        return read_model(path, TrainingState)
-    return fresh_training_state(spec)
+    return read_training_state(run_dir, spec, log)
 
 
 class Run:
@@ -79,7 +75,7 @@ class Run:
 
         def read() -> dict:
             spec = load_job(path)  # every problem with its line
-            state = initial_state(self.dir, spec).model_dump(mode="json")
+            state = initial_state(self.dir, spec, self.log).model_dump(mode="json")
             return {"job": path.read_text(encoding="utf-8"), "state": state}
         got = self.dist.from_root(read)
         return parse_job(got["job"], str(path)), TrainingState.model_validate(got["state"])
@@ -263,7 +259,8 @@ class Run:
         if tr.p.best_val_loss is None or val < tr.p.best_val_loss:
             tr.p.best_val_loss, tr.p.best_step = val, tr.p.step
             if self.dist.is_root:
-                outputs.write_adapter_folder(self.dir / BEST_ADAPTERS, adapter_weights(self.model), self.adapter_config)
+                outputs.write_adapter_folder(self.dir / BEST_ADAPTERS, adapter_weights(self.model), self.adapter_config,
+                                             lambda tmp: tr.faults.before_tensor_write(tmp, tr.p.step))
                 self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
         self.record(tr.row("eval", val_loss=val))
 
