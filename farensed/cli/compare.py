@@ -23,7 +23,8 @@ from farensed.results.rundata import RunData, load_run
 @home_option
 @clean_errors
 def compare(jobs, prompts, no_answers, max_tokens, temp, home):
-    """Compare two or more jobs side by side."""
+    """Compare two or more jobs side by side. Answer scores are compared on the questions every job
+    answered (said when their sets differ)."""
     from rich.console import Console
 
     if len(jobs) < 2:
@@ -31,11 +32,13 @@ def compare(jobs, prompts, no_answers, max_tokens, temp, home):
     h = get_home(home)
     runs = [load_run(locate(h, j).run_dir) for j in jobs]
     asked = list(prompts) or ([] if no_answers else cmp.common_prompts(runs))
-    sections = [("figures", cmp.figure_rows(runs)), ("answer scores (held-out)", cmp.score_rows(runs)),
+    sections = [("figures", cmp.figure_rows(runs)), cmp.score_rows(runs), ("answer probe", cmp.probe_rows(runs)),
                 ("settings that differ", cmp.settings_that_differ(runs))]
     if asked and not no_answers:
         per_run = [_answers(r, h, asked, bool(prompts), max_tokens, temp) for r in runs]
         sections.append(("answers", [(p, [a[i] or "(empty)" for a in per_run]) for i, p in enumerate(asked)]))
+    if note := cmp.question_note(runs):
+        click.echo(note)
     Console().print(cmp.render_table(cmp.column_names(runs, list(jobs)), sections))
 
 

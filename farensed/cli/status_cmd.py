@@ -51,5 +51,6 @@ def show_job(h, st, job_id: str, as_json: bool) -> None:
         click.echo(view.model_dump_json(indent=2))
         return
     click.echo(job_detail(view))
-    if view.output_dir and (shown := results_text(view.output_dir)):
+    eta = view.figure("eta_seconds") if view.state == "running" else None
+    if view.output_dir and (shown := results_text(view.output_dir, h, eta)):
         click.echo(shown)

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import click
 
-from farensed.cli import client
-from farensed.core.atomic import atomic_write_bytes
 from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.errors import FarensedError
-from farensed.core.spool.folders import dropped_files
-from farensed.core.spool.records import id_base, taken_ids, unique_id
-
-
-def predicted_id(home, name: str) -> str:
-    """The id the daemon will give: the stem, made unique against jobs, outputs and pending drops."""
-    records = (p.stem for p in client.dirs(home).jobs.glob("*.json"))
-    return unique_id(id_base(name), taken_ids(records, home.checkpoints, dropped_files(home.spool)))
+from farensed.core.jobfile import read_job_text
+from farensed.core.spool.drops import drop, predicted_id
 
 
 @click.command()
@@ -33,12 +25,11 @@ def submit(file, home):
     rep = check_job(file, h, job_id=job_id, measure_tokens=False)
     for p in rep.problems:
         click.echo(f"error: {p}", err=True)
+    for note in rep.notes:
+        if note.startswith("warning:"):  # a retired key, mapped: the job runs, the user should know
+            click.echo(note, err=True)
     if not rep.ok:
         raise FarensedError(f"{file}: not submitted ({len(rep.problems)} problem(s))")
-    target = h.spool / f"{job_id}.toml"
-    try:
-        atomic_write_bytes(target, Path(file).read_bytes())  # temp dotfile + rename: never seen half-written
-    except OSError as e:
-        raise FarensedError(f"{target}: cannot write into the spool: {e.strerror}") from None
-    click.echo(f"submitted {file} as {target}")
+    job_id = drop(h, Path(file).name, read_job_text(Path(file)).encode("utf-8"))
+    click.echo(f"submitted {file} as {h.spool / (job_id + '.toml')}")
     click.echo(job_id)

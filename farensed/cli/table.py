@@ -33,6 +33,7 @@ def jobs_table(views: list[JobView]) -> str:
 
 # `status JOB` shows these of the run's figures, live progress first, then the training state's
 DETAIL_FIGURES = ("phase", "step", "total_steps", "epoch", "train_loss", "val_loss", "best_val_loss", "best_step",
+                  "best_score",
                   "learning_rate", "tokens_per_sec", "steps_per_sec", "active_memory_gb", "peak_memory_gb",
                   "budget_gb", "micro_batch", "grad_accumulation", "grad_checkpoint", "eta_seconds")
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from textwrap import shorten
 
-from farensed.core.datasets import Example, Splits, load_splits
+from farensed.core.datasets import Example, Splits, load_splits, read_jsonl
 from farensed.core.errors import DataError, JobFileError
 from farensed.core.jobfile import Problem, key_lines, load_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.model_source import looks_like_hub_id
 from farensed.core.paths import Home
+from farensed.core.spool import records
+from farensed.core.system_prompt import data_system
+from farensed.core.units import GIB
 from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
 from farensed.memory.estimate import estimate
-from farensed.memory.plan import GB, MARGIN, PAD_TO, padded_width
+from farensed.memory.plan import MARGIN, PAD_TO, padded_width
 
 
 @dataclass
@@ -37,7 +42,8 @@ def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:
     return home.resolve(spec.output) if spec.output else home.checkpoints / job_id
 
 
-def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str) -> None:
+def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str,
+                 other_outputs: dict[str, str]) -> None:
     add = lambda key, msg: rep.problems.append(Problem(rep.file, msg, lines.get(key), key))  # noqa: E731
     model = home.resolve(spec.model)
     if model.is_dir():
@@ -50,12 +56,62 @@ def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: st
     data = home.resolve(spec.data)
     if not data.exists():
         add("data", f"data not found: {data}")
-    if spec.evaluate.data and not home.resolve(spec.evaluate.data).is_file():
-        add("evaluate.data", f"held-out questions file not found: {home.resolve(spec.evaluate.data)}")
-    out = output_dir(spec, job_id, home).resolve()
-    root = home.checkpoints.resolve()
-    if out != root and root not in out.parents:
-        add("output", f"{out} is outside the checkpoints root {root}")
+    if spec.evaluate.data:
+        _check_questions_file(add, home.resolve(spec.evaluate.data))
+    problem = output_problem(output_dir(spec, job_id, home), home, other_outputs, job_id)
+    if problem:
+        add("output", problem)
+
+
+def _check_questions_file(add, path: Path) -> None:
+    """[evaluate] data must be JSON lines of examples, checked now rather than after training."""
+    if not path.is_file():
+        add("evaluate.data", f"held-out questions file not found: {path}")
+        return
+    bad: list[str] = []
+    try:
+        found = read_jsonl(path, bad)
+    except (OSError, DataError) as e:
+        add("evaluate.data", str(e))
+        return
+    if bad:
+        add("evaluate.data", f"{bad[0]}" + (f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""))
+    elif not found:
+        add("evaluate.data", f"{path}: no examples in it")
+
+
+def output_problem(out: Path, home: Home, others: dict[str, str], job_id: str) -> str | None:
+    """Why a job may not write to `out`, or None: the one rule of validate, submit and the daemon.
+    Paths are compared resolved (`checkpoints/zz/../victim` is `checkpoints/victim`); the output must be
+    a folder strictly inside the checkpoints root, and neither inside nor around another job's folder."""
+    out, root = out.resolve(), home.checkpoints.resolve()
+    if out == root:
+        return f"{out} is the checkpoints root itself; give a folder inside it"
+    if root not in out.parents:
+        return f"{out} is outside the checkpoints root {root}"
+    for other, folder in sorted(others.items()):
+        theirs = Path(folder).resolve()
+        if other == job_id:
+            continue
+        if theirs == out:
+            return f"{out} is already the output folder of job {other}"
+        if theirs in out.parents or out in theirs.parents:
+            return f"{out} is inside or around the output folder of job {other} ({theirs})"
+    return None
+
+
+def recorded_outputs(home: Home) -> dict[str, str]:
+    """Every recorded job's output folder, by job id (what validate and submit compare against)."""
+    found, _ = records.scan(home.spool / "jobs")
+    return {r.id: r.output_dir for r in found.values() if r.output_dir}
+
+
+def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:
+    """Optional packages the job asks for are installed here (the worker imports them)."""
+    if spec.report.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        rep.problems.append(Problem(rep.file, "TensorBoard event files need tensorboardX, which is not installed:"
+                                    " pip install 'farensed[tensorboard]' (or set tensorboard = false)",
+                                    lines.get("report.tensorboard"), "report.tensorboard"))
 
 
 def _check_distributed(rep: Report, spec: JobSpec, home: Home, lines: dict) -> None:
@@ -124,6 +180,7 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
         return
     rep.problems += [Problem(rep.file, f"data line: {p}", lines.get("data"), "data") for p in problems]
     rep.notes.append(f"data: {splits.source}")
+    _note_system(rep, spec, splits)
     if home.resolve(spec.data).is_file():
         n_all = len(splits.train) + len(splits.valid)
         n_answers = len({e.answer.strip().casefold() for e in splits.train + splits.valid})
@@ -143,6 +200,11 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
         if exs or name != "test":
             lengths = _lengths(tok, exs) if exs and tok is not None else None
             longest = max([longest, *(lengths or [])]) if name == "train" else longest
+            if name == "train" and lengths and min(lengths) > spec.training.max_seq_length:
+                rep.problems.append(Problem(
+                    rep.file, f"every training example is longer than max_seq_length {spec.training.max_seq_length}"
+                    f" (the shortest has {min(lengths)} tokens): truncated, they leave little or nothing to learn;"
+                    " raise max_seq_length", lines.get("training.max_seq_length"), "training.max_seq_length"))
             rep.notes.append(_describe_split(name, exs, lengths,
                                              spec.training.max_seq_length))
     _check_memory(rep, spec, home, lines, min(longest or spec.training.max_seq_length, spec.training.max_seq_length))
@@ -151,17 +213,29 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
     _note_leakage(rep, splits)
 
 
+def _note_system(rep: Report, spec: JobSpec, splits: Splits) -> None:
+    """Which system prompt generate, scoring, ask, serve and export put before each question."""
+    shared, given = data_system(splits), spec.generate.system
+    if given is not None:
+        same = " (the same as the data's)" if given == shared else (
+            ", not the data's shared one" if shared else "")
+        rep.notes.append(f"system prompt: [generate].system{same}: {shorten(given or '(none)', 70)}")
+    elif shared:
+        rep.notes.append(f"system prompt: every chat example starts with the same one, used by generate, scoring,"
+                         f" ask, serve and export ([generate].system overrides it): {shorten(shared, 70)}")
+
+
 def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: int) -> None:
     """With a budget: weights over it are a problem; one longest example over it (a rough estimate,
     even with gradient checkpointing) a warning. The worker measures the real figures."""
-    budget = spec.memory.budget_gb * GB
+    budget = spec.memory.budget_gb * GIB
     model = home.resolve(spec.model)
     width = padded_width(longest, spec.training.max_seq_length)
     est = estimate(model, spec.lora.num_layers, spec.lora.rank, width) if budget and model.is_dir() else None
     if est is None:
         return
     if est.weights > budget:
-        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GB:.2f} GB, over the"
+        rep.problems.append(Problem(rep.file, f"the model's weights alone take {est.weights / GIB:.2f} GB, over the"
                                     f" budget of {spec.memory.budget_gb:g} GB", lines.get("memory.budget_gb"),
                                     "memory.budget_gb"))
         return
@@ -169,7 +243,7 @@ def _check_memory(rep: Report, spec: JobSpec, home: Home, lines: dict, longest: 
     if one > budget * (1 - MARGIN):
         fits = int(max((budget * (1 - MARGIN) - est.base) / est.per_token_checkpointed, 0) // PAD_TO * PAD_TO)
         rep.notes.append(f"warning: memory.budget_gb {spec.memory.budget_gb:g} looks too small for the longest"
-                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GB:.2f} GB even"
+                         f" examples ({longest} tokens): by a rough estimate one needs about {one / GIB:.2f} GB even"
                          f" with gradient checkpointing; about {fits} tokens would fit. The worker measures the real"
                          f" figure before the first step and fails the job if it does not fit")
     elif est.peak(width * spec.training.batch_size, checkpointed=False) > budget * (1 - MARGIN):
@@ -191,23 +265,39 @@ def _note_leakage(rep: Report, splits: Splits) -> None:
 
 
 def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remote_code: bool = False,
-              job_id: str | None = None, measure_tokens: bool = True) -> Report:
-    """Validate one job file completely; never raises for a bad job (problems are returned).
-    measure_tokens=False skips the tokenizer (token-length notes only; problems are the same)."""
+              job_id: str | None = None, measure_tokens: bool = True,
+              other_outputs: dict[str, str] | None = None) -> Report:
+    """Validate one job file completely; never raises, whatever the file holds (problems are returned).
+    measure_tokens=False skips the tokenizer (token-length notes only; problems are the same).
+    other_outputs: the output folders of the jobs already recorded (default: read from the spool)."""
     path = Path(path)
     rep = Report(str(path))
+    try:
+        return _check_job(rep, path, home, check_paths, allow_remote_code, job_id, measure_tokens, other_outputs)
+    except Exception as e:  # noqa: BLE001 - a check that fails on hostile input is a problem, never a jam
+        rep.problems.append(Problem(str(path), f"could not be checked: {type(e).__name__}: {str(e)[:300]}"))
+        return rep
+
+
+def _check_job(rep: Report, path: Path, home: Home, check_paths: bool, allow_remote_code: bool,
+               job_id: str | None, measure_tokens: bool, other_outputs: dict[str, str] | None) -> Report:
     try:
         rep.spec = spec = load_job(path)
     except JobFileError as e:
         rep.problems = list(e.problems)
         return rep
     lines = key_lines(path.read_text(encoding="utf-8"))
+    for key, meaning in spec.evaluate.retired.items():  # an older file runs, mapped; said where
+        line = lines.get(f"evaluate.{key}")
+        rep.notes.append(f"warning: {rep.file}{f':{line}' if line else ''}: evaluate.{meaning}")
     if spec.trust_remote_code and not allow_remote_code:
         rep.problems.append(Problem(rep.file, "trust_remote_code runs code from the model folder; the daemon"
                                     " does not allow it (farensed run --allow-remote-code)",
                                     lines.get("trust_remote_code"), "trust_remote_code"))
     if check_paths:
-        _check_paths(rep, spec, home, lines, job_id or path.stem)
+        others = recorded_outputs(home) if other_outputs is None else other_outputs
+        _check_paths(rep, spec, home, lines, job_id or path.stem, others)
+        _check_extras(rep, spec, lines)
         if spec.distributed is not None:
             _check_distributed(rep, spec, home, lines)
         if home.resolve(spec.data).exists():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from farensed.core.errors import DataError
+from farensed.core.safe_read import open_lines
 
 CHAT_ROLES = {"system", "user", "assistant", "tool"}
 
@@ -83,6 +84,8 @@ def _chat_problem(obj: dict) -> str | None:
             return f"messages[{i}] has role {m.get('role')!r}; expected system, user or assistant"
     if msgs[-1]["role"] != "assistant":
         return "the last message must be the assistant's reply"
+    if not msgs[-1]["content"].strip():
+        return "the assistant's reply is empty"  # as an empty completion: nothing to learn
     return None
 
 
@@ -99,30 +102,80 @@ def line_problem(obj, fmt: str | None) -> str | None:
     return None if isinstance(obj["text"], str) and obj["text"].strip() else "'text' must be a non-empty string"
 
 
+MAX_LINE_BYTES = 1 << 20  # one example; the guide's longest is ~3 KB
+MAX_DEPTH = 64  # JSON nesting: an example is an object of messages, 4 deep
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Brackets nest deeper than MAX_DEPTH (counted outside strings): checked before json.loads,
+    which would recurse once per level."""
+    depth, in_str, esc = 0, False, False
+    for b in raw:
+        if in_str:
+            esc, in_str = (False, in_str) if esc else (b == 0x5C, b != 0x22)
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def _parse_line(raw: bytes):
+    """(obj, fmt, problem) of one line, whatever it holds."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, None, f"not UTF-8 text (byte {e.start + 1})"
+    if _too_deep(raw):
+        return None, None, f"JSON nested deeper than {MAX_DEPTH} levels"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, None, f"not valid JSON: {e.msg} (column {e.colno})"
+    except (RecursionError, ValueError) as e:
+        return None, None, f"not usable JSON: {type(e).__name__}"
+    fmt = detect_format(obj)
+    return obj, fmt, line_problem(obj, fmt)
+
+
+def _lines(path: Path):
+    """(number, bytes, size) of each line; a line over MAX_LINE_BYTES is skipped through, not held,
+    and comes back cut, with its full size."""
+    with open_lines(path) as f:
+        n = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            n += 1
+            size = len(raw)
+            if size > MAX_LINE_BYTES:
+                while not raw.endswith(b"\n") and (more := f.readline(1 << 20)):
+                    size, raw = size + len(more), more
+            yield n, raw, size
+
+
 def read_jsonl(path: Path, problems: list[str] | None = None) -> list[Example]:
     """Examples of one JSONL file. Bad lines raise DataError(file:line), or are collected
     into `problems` when a list is given (validation wants every problem, not the first)."""
     out, first_fmt = [], None
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            msg, obj, fmt = None, None, None
-            try:
-                obj = json.loads(text)
-                fmt = detect_format(obj)
-                msg = line_problem(obj, fmt)
-            except json.JSONDecodeError as e:
-                msg = f"not valid JSON: {e.msg} (column {e.colno})"
-            first_fmt = first_fmt or fmt
-            if msg is None and fmt != first_fmt:
-                msg = f"format {fmt} differs from the file's first example ({first_fmt})"
-            if msg is not None:
-                if problems is None:
-                    raise DataError(f"{path}:{n}: {msg}")
-                problems.append(f"{path}:{n}: {msg}")
-                continue
-            out.append(Example(str(path), n, obj, fmt))
+    for n, raw, size in _lines(path):
+        if size > MAX_LINE_BYTES:
+            obj, fmt, msg = None, None, f"line is {size:,} bytes; an example may be at most {MAX_LINE_BYTES:,}"
+        elif not raw.strip():
+            continue
+        else:
+            obj, fmt, msg = _parse_line(raw)
+        first_fmt = first_fmt or fmt
+        if msg is None and fmt != first_fmt:
+            msg = f"format {fmt} differs from the file's first example ({first_fmt})"
+        if msg is not None:
+            if problems is None:
+                raise DataError(f"{path}:{n}: {msg}")
+            problems.append(f"{path}:{n}: {msg}")
+            continue
+        out.append(Example(str(path), n, obj, fmt))
     return out
 
 

@@ -28,7 +28,7 @@ WORKER_LOG = "worker.log"  # the worker's stdout+stderr, appended by the daemon
 ANSWERS = "answers.jsonl"  # the scoring phase's scored answers, one line per question
 ADAPTERS = "adapters.safetensors"  # the final adapters (run folder), the best (BEST_ADAPTERS/), a checkpoint's
 ADAPTER_CONFIG = "adapter_config.json"  # beside every adapters file, in the format mlx-lm reads
-BEST_ADAPTERS = "adapters"  # the folder of the best adapters (lowest validation loss)
+BEST_ADAPTERS = "adapters"  # the folder of the best adapters (highest probe F1, or lowest validation loss)
 OPTIMIZER = "optimizer.safetensors"  # a checkpoint's optimizer state
 TRAINING_CONFIG = "training_config.json"  # the job as run, in the guide's terms and mlx-lm's names
 CHECKPOINT_NAME = re.compile(r"^checkpoint_epoch(\d+)_step(\d+)$")  # checkpoint_epoch{E}_step{S}
@@ -103,11 +103,60 @@ class RankInfo(Strict):
 class ScoringPlan(Strict):
     """What the scoring phase answers, fixed when it starts so that a resume scores the same."""
 
-    examples: int  # held-out examples answered (the first of the seeded order)
+    examples: int  # held-out examples answered (the first of the fixed order)
     available: int  # held-out examples with a question
     prompts: int  # the job's generate prompts, answered too
     data: str  # where the held-out examples come from, in words
     estimated_seconds: float
+
+
+ProbeSetName = Literal["held_out", "train", "valid"]
+
+
+class ProbeSetInfo(Strict):
+    """One set of questions the worker answers at every eval; `digest` names the exact questions."""
+
+    name: ProbeSetName  # held_out: evaluate.data or test.jsonl; else train and valid samples
+    field: str  # its MetricsRow fields: probe_f1/probe_exact, or probe_valid_f1/probe_valid_exact
+    data: str  # where its questions come from, in words
+    questions: int
+    available: int  # askable questions it was drawn from
+    digest: str  # sha256 over the questions and references, in order: equal digests, equal questions
+
+
+class ProbePlan(Strict):
+    """The eval-time probe and the rule for "best", fixed when the run starts (training_state.json)."""
+
+    sets: list[ProbeSetInfo]  # the first one decides "best" when select is answers
+    select: Literal["answers", "val_loss"]  # the rule in force (answers needs a question to ask)
+    why: str  # the rule in words, e.g. "highest F1 on 32 training questions (ties: lower val loss)"
+    patience: int = 0
+
+
+class PlanEstimate(Strict):
+    """What `farensectl plan` (or the worker's own first steps) expects of a job, before it runs."""
+
+    steps_per_epoch: int
+    total_steps: int
+    evals: int  # evaluations, the one at step 0 included
+    step_seconds: float  # one optimizer step, measured (after compiling)
+    eval_seconds: float  # one validation-loss eval
+    probe_seconds: float  # one probe (all its sets)
+    scoring_seconds: float  # the final scoring (every question x base, best, final)
+    peak_memory_gb: float
+    load_seconds: float = 0.0  # loading the model and data, compiling the step
+    measured_steps: int = 0
+    source: Literal["plan", "worker"] = "plan"  # farensectl plan, or the worker's own first steps
+    at: float = 0.0
+
+    @property
+    def training_seconds(self) -> float:
+        return self.total_steps * self.step_seconds
+
+    @property
+    def total_seconds(self) -> float:
+        return (self.load_seconds + self.training_seconds + self.evals * (self.eval_seconds + self.probe_seconds)
+                + self.scoring_seconds)
 
 
 class TrainingState(Strict):
@@ -125,9 +174,10 @@ class TrainingState(Strict):
     grad_checkpoint: bool = False
     downshifts: list[Downshift] = Field(default_factory=list)
     restarts: int = 0
-    best_val_loss: float | None = None
-    best_step: int | None = None
-    reason: str | None = None
+    best_val_loss: float | None = None  # the best adapters' validation loss
+    best_step: int | None = None  # the step of the best adapters (adapters/ and the checkpoint kept)
+    best_score: float | None = None  # their F1 on the probe's first set (select = answers)
+    reason: str | None = None  # why it stopped, failed, or (done) ended early
     worker_pid: int | None = None
     ranks: list[RankInfo] = Field(default_factory=list)  # a data-parallel job's processes (rank 0 first)
     updated_at: float = 0.0
@@ -137,6 +187,8 @@ class TrainingState(Strict):
     compile_seconds: float = 0.0
     scoring: ScoringPlan | None = None  # set once the scoring phase has planned its work
     memory_model: MemoryModel | None = None
+    probe: ProbePlan | None = None  # the questions answered at every eval, and the rule for best
+    estimate: PlanEstimate | None = None  # the job's time and memory as expected at its start
 
 
 class Cursor(Strict):
@@ -152,8 +204,11 @@ class Progress(Strict):
 
     step: int = 0
     cursor: Cursor = Field(default_factory=lambda: Cursor(epoch=0, index=0))
-    best_val_loss: float | None = None
+    best_val_loss: float | None = None  # the best adapters' validation loss
     best_step: int | None = None
+    best_score: float | None = None  # the best adapters' probe F1 (first set)
+    evals_since_best: int = 0  # evals since the best last improved: [evaluate] patience counts these
+    probe_seconds: float = 0.0  # the answer probes so far, all together (inside `elapsed`)
     val_loss: float | None = None
     window_loss_sum: float = 0.0  # train-loss accumulators since the last log row
     window_tokens: int = 0
@@ -252,6 +307,16 @@ class MetricsRow(Strict):
     elapsed: float
     splits: str | None = None  # the window's steps by micro-batch split, e.g. "4+4:9 3+3+2:1"
     grad_checkpoint: bool | None = None
+    # eval rows: the probe's answer scores (docs/scoring.md). probe_* is the first set (test.jsonl or
+    # evaluate.data; without a test set, the training sample) and decides "best"; probe_valid_* is the
+    # validation sample, beside it, only when there is no test set.
+    probe_f1: float | None = None
+    probe_exact: float | None = None
+    probe_valid_f1: float | None = None
+    probe_valid_exact: float | None = None
+    eval_seconds: float | None = None  # the validation loss's time
+    probe_seconds: float | None = None  # the probe's time (all its sets)
+    best: bool | None = None  # this eval made the best adapters
 
 
 class LiveProgress(Strict):
@@ -278,8 +343,8 @@ class LiveProgress(Strict):
     last_checkpoint: str | None = None
     eta_seconds: float | None = None
     split: list[int] | None = None  # the last step's micro-batches
-    phase: Literal["loading", "measuring_memory", "compiling", "training", "evaluating", "checkpointing", "generating",
-                   "scoring", "done"] = "training"
+    phase: Literal["loading", "measuring_memory", "compiling", "training", "evaluating", "probing", "checkpointing",
+                   "generating", "scoring", "done"] = "training"
     scored: int | None = None  # scoring phase: questions answered so far, of to_score
     to_score: int | None = None
     updated_at: float
@@ -307,7 +372,7 @@ class ScoredQuestion(Strict):
 
     schema_version: Literal[1] = 1
     kind: Literal["held_out", "prompt"]  # a held-out example, or one of the job's generate prompts
-    index: int  # position among its kind (held-out: in the seeded order)
+    index: int  # position among its kind (held-out: in the fixed order)
     source: str  # file:line of the example, or generate.prompts[i]
     question: str
     reference: str | None  # None for a prompt that is not a question of the data
@@ -360,6 +425,10 @@ class TrainingSummary(Strict):
     load_seconds: float = 0.0
     compile_seconds: float = 0.0
     scores: AnswerScores | None = None
+    best_score: float | None = None  # the best adapters' probe F1
+    probe: ProbePlan | None = None
+    probe_seconds: float = 0.0  # all the probes of the run together (apart from `seconds`)
+    stopped_early: str | None = None  # [evaluate] patience ended training before total_steps: why
 
 
 class HostfileHost(Strict):

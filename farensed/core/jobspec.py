@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from farensed.core.hostnames import check_host, is_ip
 from farensed.core.strict import Strict
@@ -92,7 +92,8 @@ class Memory(_JobModel):
 
 class Generate(_JobModel):
     prompts: list[str] = Field(default_factory=list, description="questions answered at the end by base, best, final")
-    system: str | None = Field(None, description="system message before each prompt (as in the training data)")
+    system: str | None = Field(None, description="system message before each prompt; default: the one every chat"
+                                " example of the data starts with; \"\" = none")
     max_tokens: int = Field(100, ge=1, le=1 << 20, description="longest answer to a prompt")
     temperature: float = Field(0.0, ge=0, le=100, description="0 = greedy")
 
@@ -133,22 +134,75 @@ class Distributed(_JobModel):
         return len(self.hosts or ["127.0.0.1"]) * self.processes
 
 
-class Evaluate(_JobModel):
-    """After training: held-out questions answered by the base model, the best and the final
-    adapters, each scored against its reference (answers.jsonl)."""
+DEFAULT_EXAMPLES = 64  # questions the final scoring answers: a count, so two runs score the same ones
+DEFAULT_PROBE = 32  # questions answered at every eval
+RETIRED_KEYS = {  # [evaluate] keys of farensed 0.1 that are read, mapped, and warned about (never refused)
+    "examples": f'examples = "auto" is retired (scores were not comparable): {DEFAULT_EXAMPLES} questions are'
+                f' answered instead; write examples = N',
+    "time_fraction": "time_fraction is retired with examples = \"auto\" and has no effect; remove it",
+}
 
-    examples: int | Literal["auto"] = Field(
-        "auto", description='held-out examples to answer; "auto" = as many as fit in time_fraction, 0 = none')
-    time_fraction: float = Field(0.1, gt=0, le=1, description="auto: scoring time as a share of the training time")
+
+class Evaluate(_JobModel):
+    """Answers to questions: a fixed probe set at every eval (it chooses the best adapters and can
+    stop a job early), and after training a fixed set answered by the base model, the best and the
+    final adapters, each scored against its reference (answers.jsonl). docs/scoring.md."""
+
+    examples: int = Field(DEFAULT_EXAMPLES, ge=0, le=COUNT,
+                          description="questions the final scoring answers, in a fixed order (all when there are"
+                                      " fewer); 0 = none")
+    probe: int = Field(DEFAULT_PROBE, ge=0, le=100_000,
+                       description="questions answered at every eval (the same ones every time and in every job on"
+                                   " the same data); 0 = none")
+    select: Literal["answers", "val_loss"] = Field(
+        "answers", description='best adapters: "answers" = highest probe F1 (ties: lower val loss; val_loss when'
+                               ' there is no question to ask), "val_loss" = lowest validation loss')
+    patience: int = Field(0, ge=0, le=COUNT, description="end the job (done) after this many evals without a better"
+                          " best; 0 = never")
     data: str | None = Field(None, description="a .jsonl of questions; default test.jsonl, else the validation split")
     max_tokens: int = Field(0, ge=0, le=1 << 20, description="longest answer; 0 = twice the reference's tokens plus 16")
+    _retired: list[str] = PrivateAttr(default_factory=list)  # retired keys this file used (mapped, warned about)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _retired_keys(cls, data, handler):
+        """An older job file keeps running: "auto" becomes the default count, time_fraction goes."""
+        seen = []
+        if isinstance(data, dict):
+            data = dict(data)
+            if data.get("examples") == "auto":
+                data["examples"] = DEFAULT_EXAMPLES
+                seen.append("examples")
+            if "time_fraction" in data:
+                data.pop("time_fraction")
+                seen.append("time_fraction")
+        model = handler(data)
+        if seen:
+            model._retired = seen
+        return model
 
     @field_validator("examples", mode="before")
     @classmethod
-    def _auto_or_count(cls, v):
-        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= COUNT):
+    def _count(cls, v):
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= COUNT:
             return v
-        raise ValueError('expected "auto", 0 (none) or a count of examples')
+        raise ValueError("expected 0 (none) or a count of questions")
+
+    @property
+    def retired(self) -> dict[str, str]:
+        """The retired keys this file used, each with what it means now."""
+        return {k: RETIRED_KEYS[k] for k in self._retired}
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.retired.values())
+
+
+class Report(_JobModel):
+    """What the run writes for people to look at, beyond its own files."""
+
+    tensorboard: bool = Field(False, description="also write the scalars as TensorBoard event files in the run"
+                                                 " folder (needs tensorboardX: pip install 'farensed[tensorboard]')")
 
 
 class JobSpec(_JobModel):
@@ -169,6 +223,7 @@ class JobSpec(_JobModel):
     generate: Generate = Field(default_factory=Generate)
     distributed: Distributed | None = None
     evaluate: Evaluate = Field(default_factory=Evaluate)
+    report: Report = Field(default_factory=Report)
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

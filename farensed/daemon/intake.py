@@ -55,13 +55,29 @@ def scan_spool(d: Daemon) -> None:
     """Look at every dropped *.toml; judge the ones whose size and mtime have settled."""
     now = time.monotonic()
     for path in dropped_files(d.dirs.root):
-        if path.is_symlink() or d.stability.check(path, now):
+        if not path.is_file() or path.is_symlink() or d.stability.check(path, now):
             try:
                 judge(d, path)
             except FileNotFoundError:
                 d.stability.forget(path.name)  # taken away while we looked
-            except FarensedError as e:
-                d.log.error("spool_file_not_claimed", file=str(path), error=str(e))
+            except Exception as e:  # noqa: BLE001 - one file's problem never stops intake of the next
+                d.log.error("spool_file_not_claimed", file=str(path), error=f"{type(e).__name__}: {e}")
+                reject_unjudged(d, path, e)
+
+
+def reject_unjudged(d: Daemon, path: Path, error: Exception) -> None:
+    """A file whose judging raised is rejected with the reason, so it cannot jam the intake;
+    if even that fails (the spool unwritable), it is logged and tried again on the next scan."""
+    try:
+        job_id = unique_id(id_base(path.name), taken_ids(d.records, d.home.checkpoints))
+        reason = f"{path}: could not be judged: {type(error).__name__}: {str(error)[:300]}"
+        reject(path, d.dirs.job_file("rejected", job_id), [reason])
+        d.stability.forget(path.name)
+        now = time.time()
+        d.admit(JobRecord(id=job_id, file_name=path.name, state="rejected", since=now, seq=_next_seq(d),
+                          submitted_at=now, max_restarts=0, reason=reason))
+    except (OSError, FarensedError) as e:
+        d.log.error("spool_file_not_rejected", file=str(path), error=str(e))
 
 
 def _parses(path: Path) -> bool:
@@ -81,9 +97,6 @@ def judge(d: Daemon, path: Path) -> None:
     job_id = unique_id(id_base(path.name), taken_ids(d.records, d.home.checkpoints))
     spec, problems = (None, [refused]) if refused else _check(d, path, job_id)
     out = str(output_dir(spec, job_id, d.home)) if spec else None
-    owner = next((r.id for r in d.records.values() if out and r.output_dir == out), None)
-    if owner and not problems:
-        problems.append(f"{path}: output: {out} is already the output folder of job {owner}")
     now = time.time()
     rec = JobRecord(id=job_id, file_name=path.name, name=spec.name if spec else "",
                     state="rejected" if problems else "queued", since=now, seq=_next_seq(d),
@@ -100,8 +113,13 @@ def judge(d: Daemon, path: Path) -> None:
 
 def _check(d: Daemon, path: Path, job_id: str):
     rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=job_id,
-                    measure_tokens=False)
+                    measure_tokens=False, other_outputs=outputs_of(d))
     return rep.spec, [str(p) for p in rep.problems]
+
+
+def outputs_of(d: Daemon) -> dict[str, str]:
+    """The output folder of every job the daemon knows: no new job may write inside or around one."""
+    return {r.id: r.output_dir for r in d.records.values() if r.output_dir}
 
 
 def _next_seq(d: Daemon) -> int:

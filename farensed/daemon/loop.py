@@ -115,7 +115,7 @@ class Daemon:
         observer = None
         try:
             self.dirs.ensure()
-            check_spool_permissions(self.dirs.root)
+            check_spool_permissions(self.dirs, self.home.root)
             self.log.info("daemon_started", pid=os.getpid(), home=str(self.home.root), version=__version__)
             with phase(self, "recover"):
                 recover(self)

@@ -100,8 +100,8 @@ def decide(outcome: Outcome, stop_for: str | None, crash_restarts: int, max_rest
     """The next move after a worker ended (`stop_for`: why we asked it to stop, if we did)."""
     why = worker_reason or outcome.detail
     k = outcome.kind
-    if k == "ok":
-        return Decision("done")
+    if k == "ok":  # a reason says it ended early ([evaluate] patience), with the best step
+        return Decision("done", worker_reason)
     if k == "stopped" and stop_for in ("cancel", "pause"):
         return Decision("cancel" if stop_for == "cancel" else "pause", f"{stop_for} requested")
     if k == "stopped" and stop_for == "battery":

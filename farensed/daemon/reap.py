@@ -53,7 +53,7 @@ def settle(d: Daemon, w: Worker, rc: int) -> None:
     outcome = classify_worker(w, rc)
     ts = read_or_none(w.run_dir / TRAINING_STATE, TrainingState)
     decision = policy.decide(outcome, rec.stop_for, rec.crash_restarts, rec.max_restarts, rec.gpu_faults,
-                             ts.reason if ts and ts.status in ("failed", "stopped") else None)
+                             ts.reason if ts and ts.status in ("failed", "stopped", "done") else None)
     d.log.info("worker_exited", job_id=rec.id, returncode=rc, outcome=outcome.kind, detail=outcome.detail,
                action=decision.action)
     common = {"exit_code": rc, "outcome": outcome.kind, "worker_pid": None, "worker_started": None}

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING
 
 from farensed.core.checks import check_job, output_dir
 from farensed.core.spool import records
+from farensed.core.spool.folders import reject
 from farensed.core.spool.records import JobRecord
 from farensed.core.states import FINISHED, STATES
 from farensed.daemon.guard import for_job
+from farensed.daemon.intake import outputs_of
 from farensed.daemon.reap import count_restart
 from farensed.daemon.transition import place_file
 from farensed.daemon.worker_process import same_process, stop_orphan
@@ -56,14 +58,17 @@ def adopt_unrecorded(d: Daemon, lost: dict[str, str]) -> None:
 
 
 def adopt(d: Daemon, path: Path, state: str, why: str) -> None:
+    """A job file without a record. One in queued/ passes every check a dropped file passes (a file put
+    there by hand is not trusted) and is queued again, or rejected with the reasons."""
     now = time.time()
     seq = max((r.seq for r in d.records.values()), default=0) + 1
-    rep = check_job(path, d.home, check_paths=False, job_id=path.stem, measure_tokens=False)
-    spec = rep.spec
+    rep = check_job(path, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=path.stem,
+                    measure_tokens=False, other_outputs=outputs_of(d))
+    spec = rep.spec if rep.ok else None
     if state == "queued" and spec is not None:  # nothing ran yet: queue it again, nothing is lost
         new, reason = "queued", f"recovered: {why}"
     elif state == "queued":
-        new, reason = "failed", f"{why}; and the job file does not validate: {rep.problems[0]}"
+        new, reason = "rejected", f"{why}; and the job file does not pass the checks: {rep.problems[0]}"
     elif state in FINISHED:
         new, reason = state, f"recovered: {why}"
     else:  # it ran: how far, and with which restarts, is unknown; a person decides
@@ -73,6 +78,8 @@ def adopt(d: Daemon, path: Path, state: str, why: str) -> None:
                     output_dir=str(output_dir(spec, path.stem, d.home)) if spec else None,
                     max_restarts=spec.max_restarts if spec else 0, reason=reason,
                     finished_at=now if new in FINISHED else None)
+    if new == "rejected":
+        reject(path, d.dirs.job_file("rejected", rec.id), [str(p) for p in rep.problems])
     d.admit(rec, recovered=True)
     if new != state:
         place_file(d.dirs, rec)

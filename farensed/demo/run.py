@@ -20,6 +20,7 @@ from farensed.core.states import FINISHED
 from farensed.core.status import job_view
 from farensed.results.answer_scores import means_lines, side_by_side
 from farensed.results.rundata import load_run
+from farensed.scoring.best import best_words
 
 
 def start_daemon(home: Home) -> subprocess.Popen | None:
@@ -82,17 +83,19 @@ def show_results(home: Home, job_id: str) -> None:
     for p in sorted(out.iterdir()):
         click.echo(f"  {p.name}{'/' if p.is_dir() else ''}")
     click.echo(f"\nnext: farensectl report {job_id}   farensectl score {job_id}   "
-               f"farensectl ask {job_id} --final \"Qual é a alcunha do Farense?\"")
+               f"farensectl ask {job_id} \"Qual é a alcunha do Farense?\"")
 
 
 def timing_text(s: TrainingSummary) -> str:
     """Training time and speed without start-up and compile, which are given on their own."""
-    best = f"{s.best_val_loss:.3f} (step {s.best_step})" if s.best_val_loss is not None else "-"
+    by_answers = s.probe is not None and s.probe.select == "answers" and s.best_score is not None
+    best = best_words(s.best_step, s.best_score, s.best_val_loss, s.probe.select if s.probe else None) or "-"
     train = f"{s.final_train_loss:.3f}" if s.final_train_loss is not None else "-"
     return (f"  trained {s.steps} steps in {s.seconds:.1f}s, {s.tokens_per_sec:,.0f} tokens/s"
             f" (apart from that: start-up and loading {s.load_seconds:.1f}s, compiling the step"
             f" {s.compile_seconds:.1f}s)\n"
-            f"  final train loss {train}, best val loss {best}")
+            f"  final train loss {train}, best adapters at {best}"
+            f"{' (by answers to the probe questions)' if by_answers else ''}")
 
 
 def show_answers(data) -> None:

@@ -16,9 +16,11 @@ from farensed.core.errors import FarensedError
 from farensed.core.formats import HostfileHost, MlxHostfile
 from farensed.core.jobspec import Distributed
 from farensed.core.paths import Home
+from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
 
 LOOPBACK = "127.0.0.1"  # the one host mlx.launch starts without ssh
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")  # every ssh line ends its options with "--"
+HOSTFILE_LIMIT = 1 << 20
 
 
 class HostfileError(FarensedError):
@@ -32,11 +34,18 @@ class HostGone(FarensedError):
 def read_hostfile(path: Path) -> MlxHostfile:
     """mlx's JSON hostfile: an object with `hosts` (and backend, envs) or a bare list of hosts."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(path, HOSTFILE_LIMIT).decode("utf-8"))
         return MlxHostfile.model_validate({"hosts": data} if isinstance(data, list) else data)
+    except (NotRegular, TooLarge) as e:
+        raise HostfileError(f"cannot read the hostfile: {e}") from None
     except OSError as e:
         raise HostfileError(f"{path}: cannot read the hostfile: {e.strerror}") from None
-    except (ValueError, ValidationError) as e:
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise HostfileError(f"{path}: not an mlx hostfile: {where}: {msg}") from None
+    except (ValueError, RecursionError) as e:
         raise HostfileError(f"{path}: not an mlx hostfile: {str(e).splitlines()[0]}") from None
 
 

@@ -17,12 +17,12 @@ from farensed.core import status_peek
 from farensed.core.errors import FarensedError
 from farensed.core.jobfile import load_job
 from farensed.core.paths import Home
-from farensed.core.spool.folders import permission_problem
+from farensed.core.spool.folders import SpoolDirs, permission_problem
 from farensed.core.spool.lock import daemon_alive
+from farensed.core.units import GIB
 from farensed.host import blas, facts, metal, service
 from farensed.host.cluster import rank_hosts
 
-GB = 1024**3
 GUIDE_JOB_GB = 11.0  # the guide's own estimate for Mistral-7B 4-bit, batch 4, 512 tokens
 
 
@@ -64,7 +64,7 @@ def check_mlx(info: dict) -> list[Check]:
 
 
 def check_memory() -> Check:
-    total = psutil.virtual_memory().total / GB
+    total = psutil.virtual_memory().total / GIB
     if total >= 16:
         return Check("memory", "ok", f"{total:.1f} GB: the guide's job (7B 4-bit, batch 4, 512 tokens,"
                      f" ~{GUIDE_JOB_GB:.0f} GB) fits")
@@ -75,7 +75,7 @@ def check_memory() -> Check:
 
 def check_disk(home: Home) -> Check:
     where = home.root if home.root.exists() else home.root.parent
-    free = shutil.disk_usage(where).free / GB
+    free = shutil.disk_usage(where).free / GIB
     level = "ok" if free >= 5 else "warn" if free >= 1 else "fail"
     return Check("disk", level, f"{free:.1f} GB free at {where}",
                  "" if level == "ok" else "free some space: checkpoints and a 4-bit 7B model need several GB")
@@ -85,10 +85,11 @@ def check_spool(home: Home) -> Check:
     spool = home.spool
     if not spool.exists():
         return Check("spool", "warn", f"{spool} does not exist yet", "it is created when the daemon starts")
-    problem = permission_problem(spool)
-    if problem is not None:
-        return Check("spool", "fail", *problem)
-    return Check("spool", "ok", f"{spool} is yours and not writable by others")
+    for folder in (home.root, *SpoolDirs(spool).all):
+        problem = permission_problem(folder) if folder.exists() else None
+        if problem is not None:
+            return Check("spool", "fail", *problem)
+    return Check("spool", "ok", f"{home.root}, {spool} and its folders are yours and not writable by others")
 
 
 def check_service(home: Home) -> Check:

@@ -20,6 +20,22 @@ LABEL = "com.farensed.daemon"
 UNIT = "farensed.service"
 EXIT_TIMEOUT = 60  # seconds for a checkpoint after SIGTERM; launchd's default is 20
 PLATFORM_ENV = "FARENSED_SERVICE_PLATFORM"  # launchd | systemd, to render the other one
+DASHBOARD_PORT = 8765
+
+
+@dataclass(frozen=True)
+class Service:
+    """One background service: its launchd label and systemd unit, and their templates in launchd/."""
+
+    label: str
+    unit: str
+    plist_template: str
+    unit_template: str
+
+
+DAEMON = Service(LABEL, UNIT, "com.farensed.daemon.plist", "farensed.service")
+DASHBOARD = Service("com.farensed.dashboard", "farensed-dashboard.service", "com.farensed.dashboard.plist",
+                    "farensed-dashboard.service")  # `farensectl install --dashboard`
 
 
 @dataclass(frozen=True)
@@ -36,23 +52,24 @@ def platform_kind() -> str:
     return os.environ.get(PLATFORM_ENV) or ("launchd" if sys.platform == "darwin" else "systemd")
 
 
-def farensed_executable() -> Path:
-    """The daemon's console script in this interpreter's environment, as an absolute path."""
-    exe = Path(sys.executable).parent / "farensed"
-    return exe if exe.exists() else Path(shutil.which("farensed") or exe)
+def farensed_executable(name: str = "farensed") -> Path:
+    """A console script (farensed, farensectl) in this interpreter's environment, as an absolute path."""
+    exe = Path(sys.executable).parent / name
+    return exe if exe.exists() else Path(shutil.which(name) or exe)
 
 
-def _fields(home: Home) -> dict[str, str]:
+def _fields(home: Home, service: Service, port: int) -> dict[str, str]:
     exe = farensed_executable()
     path = os.pathsep.join(dict.fromkeys([str(exe.parent), "/usr/local/bin", "/opt/homebrew/bin", "/usr/bin",
                                           "/bin", "/usr/sbin", "/sbin"]))
-    return {"label": LABEL, "farensed": str(exe), "home": str(home.root), "path": path,
-            "logs": str(home.logs), "exit_timeout": str(EXIT_TIMEOUT)}
+    return {"label": service.label, "farensed": str(exe), "farensectl": str(farensed_executable("farensectl")),
+            "home": str(home.root), "path": path, "logs": str(home.logs), "exit_timeout": str(EXIT_TIMEOUT),
+            "port": str(port)}
 
 
-def render(kind: str, home: Home) -> str:
-    name = "com.farensed.daemon.plist" if kind == "launchd" else "farensed.service"
-    fields = _fields(home)
+def render(kind: str, home: Home, service: Service = DAEMON, port: int = DASHBOARD_PORT) -> str:
+    name = service.plist_template if kind == "launchd" else service.unit_template
+    fields = _fields(home, service, port)
     if kind == "launchd":  # paths go inside XML
         fields = {k: _html_escape(v, quote=False) for k, v in fields.items()}  # &, <, > as XML wants
     text = Template((REPO_ROOT / "launchd" / name).read_text()).substitute(fields)
@@ -61,19 +78,21 @@ def render(kind: str, home: Home) -> str:
     return text
 
 
-def plan(home: Home, kind: str | None = None) -> ServicePlan:
+def plan(home: Home, kind: str | None = None, service: Service = DAEMON, port: int = DASHBOARD_PORT) -> ServicePlan:
+    """The file to write and the commands to run for one service (the daemon unless told)."""
     kind = kind or platform_kind()
-    text = render(kind, home)
+    text = render(kind, home, service, port)
+    label, unit = service.label, service.unit
     if kind == "launchd":
         domain = f"gui/{os.getuid()}"
-        file = Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+        file = Path.home() / "Library" / "LaunchAgents" / f"{label}.plist"
         return ServicePlan(kind, file, text, [["launchctl", "bootstrap", domain, str(file)]],
-                           [["launchctl", "bootout", f"{domain}/{LABEL}"]], ["launchctl", "print", f"{domain}/{LABEL}"])
-    file = Path.home() / ".config" / "systemd" / "user" / UNIT
+                           [["launchctl", "bootout", f"{domain}/{label}"]], ["launchctl", "print", f"{domain}/{label}"])
+    file = Path.home() / ".config" / "systemd" / "user" / unit
     ctl = ["systemctl", "--user"]
-    return ServicePlan(kind, file, text, [ctl + ["daemon-reload"], ctl + ["enable", "--now", UNIT]],
-                       [ctl + ["disable", "--now", UNIT]],
-                       ctl + ["show", UNIT, "-p", "LoadState,ActiveState,SubState,MainPID"])
+    return ServicePlan(kind, file, text, [ctl + ["daemon-reload"], ctl + ["enable", "--now", unit]],
+                       [ctl + ["disable", "--now", unit]],
+                       ctl + ["show", unit, "-p", "LoadState,ActiveState,SubState,MainPID"])
 
 
 def run_command(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 from farensed.core.formats import Downshift, MemoryMode, MemoryModel, ProbePoint
+from farensed.core.units import GIB
 
 PAD_TO = 32  # inputs are padded to a multiple of this: fewer distinct shapes for mx.compile
 MARGIN = 0.05  # plans fill the budget less this share: room for what the probe did not see
@@ -30,7 +31,6 @@ MARGIN = 0.05  # plans fill the budget less this share: room for what the probe 
 GPU_LIMIT = 0.90
 PREFER_PLAIN = 1.15  # checkpointing only when estimated this much faster: its times are the noisier
 CHECKPOINT_COST = 1.25  # checkpointing recomputes every block's forward: at least this much time a token
-GB = 1024**3
 
 
 def mlx_limit_bytes(budget_bytes: int, gpu: bool) -> int:
@@ -250,8 +250,8 @@ def choose(model: MemoryModel, steps: Sequence[Sequence[int]]) -> MemoryModel:
 def _one_example(model: MemoryModel, steps: Sequence[Sequence[int]]) -> str:
     widest = padded_width(max(max(s) for s in steps), model.max_seq_length)
     peak = predict(mode(model, False), widest * model.rows_floor)
-    usable = (model.usable_bytes or 0) / GB
-    return (f"{model.rows_floor} example(s) of {widest} tokens need {peak / GB:.2f} GB, over the"
+    usable = (model.usable_bytes or 0) / GIB
+    return (f"{model.rows_floor} example(s) of {widest} tokens need {peak / GIB:.2f} GB, over the"
             f" {usable:.2f} GB usable" if peak is not None else "the longest steps do not fit")
 
 
@@ -312,8 +312,8 @@ def too_small(model: MemoryModel, longest: int) -> str:
     text = (f"{model.rows_floor} example(s) of {widest // model.rows_floor} tokens do not fit"
             f"{' even with gradient checkpointing' if m.grad_checkpoint else ''}")
     if model.budget_bytes is not None and predict(m, widest) is not None:
-        need = _round_up(predict(m, widest) / (1 - MARGIN) / GB)
-        text += f" in memory.budget_gb {model.budget_bytes / GB:.3g} (they need about {need:g} GB)"
+        need = _round_up(predict(m, widest) / (1 - MARGIN) / GIB)
+        text += f" in memory.budget_gb {model.budget_bytes / GIB:.3g} (they need about {need:g} GB)"
     hint = f"set training.max_seq_length to at most {fit_len}" if fit_len >= PAD_TO else "use a smaller model"
     if model.budget_bytes is not None and predict(m, widest) is not None:
         hint += f", or memory.budget_gb to at least {need:g}"
@@ -332,16 +332,16 @@ def describe(model: MemoryModel) -> str:
     if model.budget_bytes is None:
         parts.append("no budget")
     else:
-        parts.append(f"budget {model.budget_bytes / GB:.3g} GB ({(model.usable_bytes or 0) / GB:.3g} GB planned)")
+        parts.append(f"budget {model.budget_bytes / GIB:.3g} GB ({(model.usable_bytes or 0) / GIB:.3g} GB planned)")
     for m in model.modes:
         name = "with checkpointing" if m.grad_checkpoint else "without checkpointing"
         text = name
         if m.points:
-            shown = ", ".join(f"{p.rows * p.width} tokens {p.peak_bytes / GB:.3g} GB"
+            shown = ", ".join(f"{p.rows * p.width} tokens {p.peak_bytes / GIB:.3g} GB"
                               for p in sorted(m.points, key=lambda p: p.rows * p.width))
             text += f": measured {shown}; above those + {m.per_token_bytes / 1024**2:.3g} MB/token"
         elif m.base_bytes is not None:
-            text += f": peak ~ {m.base_bytes / GB:.3g} GB + {m.per_token_bytes / 1024**2:.3g} MB/token"
+            text += f": peak ~ {m.base_bytes / GIB:.3g} GB + {m.per_token_bytes / 1024**2:.3g} MB/token"
         if m.token_cap is not None:
             text += f", at most {m.token_cap} tokens a micro-batch"
         parts.append(text)

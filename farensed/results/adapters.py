@@ -1,4 +1,6 @@
-"""Which model and adapters to ask: best (default), final, a checkpoint, or the base model alone."""
+"""Which model and adapters to ask: best (default: by the job's [evaluate] select rule, highest
+probe F1 or lowest validation loss), final, a checkpoint, or the base model alone; and the words
+that say which (ask, score, export and the plots print them)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from farensed.core.errors import FarensedError
 from farensed.core.formats import ADAPTER_CONFIG, ADAPTERS, BEST_ADAPTERS, TRAINING_CONFIG
 from farensed.core.model_source import local_or_hub
 from farensed.core.paths import Home
+from farensed.core.system_prompt import job_system_at
 from farensed.results.rundata import RunData
+from farensed.scoring.best import best_words
 
 ADAPTER_FILE = ADAPTERS
 
@@ -25,7 +29,12 @@ class Target:
     adapters: Path | None  # an adapter folder; None = the base model
     label: str  # "best", "final", "checkpoint_epoch0_step8", "base"
     trust_remote_code: bool = False
-    system: str | None = None  # the job's generate.system, put before each prompt
+    system: str | None = None  # the job's system prompt (core/system_prompt.py), put before each prompt
+    about: str = ""  # in words: "best adapters (step 240, probe F1 0.71)"
+
+    @property
+    def words(self) -> str:
+        return self.about or ("base" if self.adapters is None else f"{self.label} adapters")
 
 
 def base_model(data: RunData, home: Home) -> str:
@@ -65,7 +74,7 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
         raise FarensedError("choose one of --final, --checkpoint, --base")
     trust = bool(data.spec and data.spec.trust_remote_code)
     model = base_model(data, home)
-    target = partial(Target, trust_remote_code=trust, system=data.spec.generate.system if data.spec else None)
+    target = partial(Target, trust_remote_code=trust, system=job_system_at(data.spec, home) if data.spec else None)
     if base:
         return target(model, None, "base")
     if final:
@@ -75,8 +84,19 @@ def choose(data: RunData, home: Home, final: bool = False, checkpoint: str | Non
         return target(model, _need(folder, "checkpoint"), folder.name)
     best = data.run_dir / BEST_ADAPTERS
     if (best / ADAPTER_FILE).is_file():
-        return target(model, best, "best")
+        return target(model, best, "best", about=best_about(data))
     return target(model, _need(data.run_dir, "best or final"), "final")
+
+
+def best_about(data: RunData) -> str:
+    """`best adapters (step 240, probe F1 0.71)`, from the run's state (else its summary)."""
+    st, s = data.state, data.summary
+    src = st if st is not None and st.best_step is not None else s
+    if src is None or src.best_step is None:
+        return "best adapters"
+    plan = (st.probe if st else None) or (s.probe if s else None)
+    select = plan.select if plan else "val_loss"  # a run from before the probe: chosen by loss
+    return f"best adapters ({best_words(src.best_step, src.best_score, src.best_val_loss, select)})"
 
 
 def _config_for(run_dir: Path) -> Path:

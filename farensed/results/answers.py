@@ -6,9 +6,13 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from farensed.core import plans
 from farensed.core.formats import SUMMARY, TARGETS, ScoredQuestion, TrainingSummary
+from farensed.core.paths import Home
 from farensed.core.reading import read_or_none
 from farensed.results.answer_scores import answer_cell, means_lines, run_scores
+from farensed.results.plan_text import beside_actual
+from farensed.results.probe_text import probe_text
 from farensed.results.rundata import RunData, load_run
 
 
@@ -51,11 +55,14 @@ def scores_text(data: RunData) -> str:
     return "\n".join(lines)
 
 
-def results_text(run_dir: Path | str) -> str:
-    """`status JOB`'s tail: the prompts' answers (every model's, once scored) and the answer scores."""
+def results_text(run_dir: Path | str, home: Home | None = None, eta: float | None = None) -> str:
+    """`status JOB`'s tail: the plan beside the actual figures, the answer probe (which set is
+    which, the best), the prompts' answers (every model's, once scored) and the answer scores."""
     if not Path(run_dir).is_dir():  # a queued job's folder does not exist yet
         return ""
     data = load_run(Path(run_dir))
     prompts = [r for r in data.answers if r.kind == "prompt"]
-    parts = [scored_prompts_text(prompts) if prompts else answers_text(run_dir), scores_text(data)]
+    planned = plans.for_run(home, data.run_dir) if home is not None else None
+    parts = [beside_actual(data, planned, eta), probe_text(data),
+             scored_prompts_text(prompts) if prompts else answers_text(run_dir), scores_text(data)]
     return "\n".join(p for p in parts if p)

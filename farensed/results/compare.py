@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from farensed.core.formats import ScoredQuestion
 from farensed.results.answer_scores import figure_rows as score_figures
 from farensed.results.answer_scores import run_scores
 from farensed.results.rundata import RunData
 from farensed.results.summary_table import rows
+from farensed.scoring.questions import summarize
 
-COMPARED = ("status", "steps", "final train loss", "final val loss", "best val loss", "best step", "time",
-            "tokens/s", "load time", "compile time", "peak memory GB", "micro-batch x accumulation", "downshifts",
-            "restarts")
+COMPARED = ("status", "steps", "final train loss", "final val loss", "lowest val loss", "best step", "best probe F1",
+            "best val loss", "best by", "time", "probe time", "tokens/s", "load time", "compile time", "peak memory GB",
+            "micro-batch x accumulation", "downshifts", "restarts")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
@@ -41,13 +43,57 @@ def figure_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
     return [(k, [s.get(k, "-") for s in shown]) for k in COMPARED]
 
 
-def score_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
-    """Held-out answer F1 and exact match per model, one value per run; [] when no run was scored."""
+def question_key(row: ScoredQuestion) -> tuple[str, str | None]:
+    """A scored question by what it asks and expects: the same in two jobs whatever their paths."""
+    return row.question, row.reference
+
+
+def shared_questions(runs: list[RunData]) -> set | None:
+    """The held-out questions every scored run answered; None when their sets are the same."""
+    sets = [{question_key(a) for a in r.answers if a.kind == "held_out"} for r in runs if r.answers]
+    if len(sets) < 2 or all(s == sets[0] for s in sets[1:]):
+        return None
+    return set.intersection(*sets)
+
+
+def score_rows(runs: list[RunData]) -> tuple[str, list[tuple[str, list[str]]]]:
+    """(section title, rows): held-out answer F1 and exact match per model, one value per run, over
+    the questions they all answered when their sets differ; no rows when no run was scored."""
     scores = [run_scores(r) for r in runs]
     if all(s is None for s in scores):
-        return []
+        return "answer scores (held-out)", []
+    shared = shared_questions(runs)
+    title = "answer scores (held-out)"
+    if shared is not None:
+        scores = [summarize([a for a in r.answers if a.kind == "held_out" and question_key(a) in shared],
+                            s.data, s.available) if s else None for r, s in zip(runs, scores)]
+        title = f"answer scores (held-out, the {len(shared)} shared questions)"
     per_run = [dict(score_figures(s)) for s in scores]
-    return [(k, [p[k] for p in per_run]) for k, _ in score_figures(None)]
+    rows = [(k, [p[k] for p in per_run]) for k, _ in score_figures(None)]
+    if shared is not None:
+        rows.append(("answered in all", [str(sum(a.kind == "held_out" for a in r.answers)) for r in runs]))
+    return title, rows
+
+
+def question_note(runs: list[RunData]) -> str | None:
+    """One line for above the table when the runs' held-out question sets differ."""
+    shared = shared_questions(runs)
+    if shared is None:
+        return None
+    counts = ", ".join(str(sum(a.kind == "held_out" for a in r.answers)) for r in runs)
+    return (f"note: the jobs' held-out question sets differ ({counts} questions, {len(shared)} answered by all):"
+            f" the answer scores compare only the {len(shared)} shared questions")
+
+
+def probe_rows(runs: list[RunData]) -> list[tuple[str, list[str]]]:
+    """Whether the runs' probes asked the same questions (their digests), when any run had a probe."""
+    plans = [(r.state.probe if r.state else None) or (r.summary.probe if r.summary else None) for r in runs]
+    if all(p is None for p in plans):
+        return []
+    sets = [tuple(s.digest for s in p.sets) if p else None for p in plans]
+    same = all(x == sets[0] for x in sets[1:])
+    words = [("-" if p is None else ", ".join(f"{s.questions} {s.name}" for s in p.sets) or "none") for p in plans]
+    return [("probe questions", words), ("probe sets", ["the same" if same else "differ"] * len(runs))]
 
 
 def common_prompts(runs: list[RunData]) -> list[str]:

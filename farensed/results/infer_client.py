@@ -21,7 +21,8 @@ TIGHT = ("not enough memory to load {label} ({model}): another job may be traini
 
 
 def infer_cmd(target: Target, adapters: Path | None, prompts: list[str], max_tokens: int, temp: float,
-              as_json: bool = False) -> list[str]:
+              as_json: bool = False, messages: Path | None = None) -> list[str]:
+    """The infer worker's command line: prompts after `--`, chats (ask -n) in a JSONL file."""
     cmd = [sys.executable, "-m", "farensed.worker.infer", "--model", target.model,
            "--max-tokens", str(max_tokens), "--temp", str(temp)]
     if adapters is not None:
@@ -32,6 +33,8 @@ def infer_cmd(target: Target, adapters: Path | None, prompts: list[str], max_tok
         cmd += ["--system", target.system]
     if as_json:
         cmd.append("--json")
+    if messages is not None:
+        cmd += ["--messages", str(messages)]
     return cmd + ["--", *prompts]
 
 

@@ -12,9 +12,11 @@ from farensed.core.paths import Home
 from farensed.core.states import FINISHED
 from farensed.core.status import daemon_state
 from farensed.core.textfmt import fmt_num, fmt_secs
+from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 from farensed.results.locate import RunRef, find_record
 from farensed.results.rundata import RunData, load_run
+from farensed.scoring.best import best_words
 
 ENDED_STATUS = frozenset({"done", "failed"})
 
@@ -49,7 +51,7 @@ def total_memory_gb() -> float | None:
     try:
         import psutil
 
-        return psutil.virtual_memory().total / 1024**3
+        return psutil.virtual_memory().total / GIB
     except ImportError:
         return None
 
@@ -110,6 +112,24 @@ def _scoring(f: Frame) -> list[tuple[str, str]]:
     return [("Scoring", f"{p.scored or 0}/{p.to_score} questions x base, best, final{left}")]
 
 
+def _lowest(f: Frame) -> float | None:
+    """The lowest validation loss so far (the best adapters' is in Best adapters: they may be chosen by answers)."""
+    vals = [r.val_loss for r in f.data.evals()]
+    p, st = f.data.progress, f.data.state
+    return min(vals) if vals else (p.best_val_loss if p else None) or (st.best_val_loss if st else None)
+
+
+def _best(f: Frame) -> str:
+    """`step 240, probe F1 0.71` (by the job's rule), with the last probe's score while it runs."""
+    st, probes = f.data.state, f.data.probes()
+    if st is None or st.best_step is None:
+        return "-"
+    text = best_words(st.best_step, st.best_score, st.best_val_loss, st.probe.select if st.probe else None)
+    if probes and probes[-1].step != st.best_step:
+        text += f" (last probe, step {probes[-1].step}: F1 {probes[-1].probe_f1:.2f})"
+    return text
+
+
 def lines(f: Frame) -> list[tuple[str, str]]:
     """The frame's fields as (label, text), in the guide's monitor order."""
     p, st = f.data.progress, f.data.state
@@ -118,7 +138,8 @@ def lines(f: Frame) -> list[tuple[str, str]]:
     return [("Phase", _phase(f)), *_scoring(f),
         ("Current loss", fmt_num(p.train_loss if p else None)),
         ("Val loss", fmt_num(p.val_loss if p else None)),
-        ("Best val loss", fmt_num((p.best_val_loss if p else None) or (st.best_val_loss if st else None))),
+        ("Lowest val loss", fmt_num(_lowest(f))),
+        ("Best adapters", _best(f)),
         ("Memory", _memory(f)),
         ("Tokens/sec", fmt_num(p.tokens_per_sec if p else None, "{:.0f}")),
         ("Steps/sec", fmt_num(p.steps_per_sec if p else None, "{:.2f}")),

@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from farensed.core.formats import TARGETS, AnswerScores
+from farensed.results.adapters import best_about
 from farensed.results.rundata import RunData
 
 PLOTS_DIR = "plots"
 FILES = ("loss_curves.png", "learning_rate.png", "memory_usage.png")
 SCORES_FILE = "answer_scores.png"  # only for a run that has scored answers
+PROBE_FILE = "answer_probe.png"  # only for a run whose evals answered the probe questions
 _EVENTS = (("checkpoint", "#9e9e9e", ":"), ("downshift", "#d62728", "--"), ("restart", "#ff7f0e", "-."))
 
 
@@ -65,9 +67,32 @@ def loss_plot(data: RunData, path: Path) -> Path:
     st = data.state
     if st and st.best_val_loss is not None and st.best_step is not None:
         ax.plot([st.best_step], [st.best_val_loss], "*", color="gold", markersize=14, markeredgecolor="k",
-                label=f"best val {st.best_val_loss:.3f} (step {st.best_step})")
+                label=best_about(data))
     try:
         return _finish(fig, ax, data, "loss", "loss", path)
+    finally:
+        plt.close(fig)
+
+
+def probe_plot(data: RunData, path: Path) -> Path:
+    """The probe's F1 (solid) and exact match (dashed) at every eval, per set, the best starred."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    rows = data.probes()
+    plan = data.state.probe if data.state else None
+    names = {s.field: f"{s.name} ({s.questions})" for s in plan.sets} if plan else {}
+    for field, color in (("probe", "#1f77b4"), ("probe_valid", "#d62728")):
+        if any(getattr(r, f"{field}_f1") is not None for r in rows):
+            name = names.get(field, field)
+            ax.plot(*_series(rows, f"{field}_f1"), marker="o", color=color, label=f"F1, {name}")
+            ax.plot(*_series(rows, f"{field}_exact"), linestyle="--", color=color, label=f"exact match, {name}")
+    st = data.state
+    if st and st.best_step is not None and st.best_score is not None:
+        ax.plot([st.best_step], [st.best_score], "*", color="gold", markersize=14, markeredgecolor="k",
+                label=best_about(data))
+    ax.set_ylim(0, 1.05)
+    try:
+        return _finish(fig, ax, data, "answers to the probe questions at every eval", "score", path)
     finally:
         plt.close(fig)
 
@@ -140,6 +165,8 @@ def render_all(data: RunData, scores: AnswerScores | None = None) -> list[Path]:
     out.mkdir(exist_ok=True)
     makers = (loss_plot, lr_plot, memory_plot)
     paths = [make(data, out / name) for make, name in zip(makers, FILES)]
+    if data.probes():
+        paths.append(probe_plot(data, out / PROBE_FILE))
     if scores is not None and (scores.means or scores.prompt_means):
         paths.append(scores_plot(scores, data.name, out / SCORES_FILE))
     return paths

@@ -9,7 +9,8 @@ from farensed.core.atomic import atomic_write_text
 from farensed.core.formats import TARGETS
 from farensed.memory.plan import count_splits, describe
 from farensed.results.answer_scores import means_lines, run_scores, side_by_side
-from farensed.results.plots import FILES, PLOTS_DIR, SCORES_FILE, event_steps
+from farensed.results.plots import FILES, PLOTS_DIR, PROBE_FILE, SCORES_FILE, event_steps
+from farensed.results.probe_text import probe_text
 from farensed.results.rundata import RunData
 from farensed.results.summary_table import rows
 
@@ -34,12 +35,22 @@ def markdown(data: RunData) -> str:
     lines += memory_section(data)
     lines += ["", "## Plots", ""]
     lines += [f"![{name[:-4]}]({PLOTS_DIR}/{name})" for name in FILES]
+    lines += _probe_section(data)
     lines += _scores_section(data)
     if data.summary and data.summary.answers:
         lines += ["", "## Answers", ""]
         for a in data.summary.answers:
             lines += [f"**{_cell(a.prompt)}**", "", f"> {_cell(a.answer) or '(empty)'}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _probe_section(data: RunData) -> list[str]:
+    """Which probe set is which, the best and the probe's cost, and its plot."""
+    text = probe_text(data)
+    if not text:
+        return []
+    chart = [f"![answer probe]({PLOTS_DIR}/{PROBE_FILE})", ""] if data.probes() else []
+    return ["", "## Answer probe", "", *(f"    {line}" for line in text.splitlines()), "", *chart]
 
 
 def _scores_section(data: RunData) -> list[str]:

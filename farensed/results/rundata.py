@@ -53,6 +53,10 @@ class RunData:
     def evals(self) -> list[MetricsRow]:
         return [r for r in self.metrics if r.kind == "eval" and r.val_loss is not None]
 
+    def probes(self) -> list[MetricsRow]:
+        """Eval rows with the answer probe's scores (probe_f1, and probe_valid_f1 without a test set)."""
+        return [r for r in self.metrics if r.kind == "eval" and r.probe_f1 is not None]
+
     def checkpoint_steps(self) -> list[int]:
         return sorted(set(self.saved_steps) | {s for s, _ in self.checkpoints})
 

@@ -25,8 +25,12 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "steps": s.steps if s else (st.step if st else (last.step if last else None)),
         "final train loss": s.final_train_loss if s else _last(trains, "train_loss"),
         "final val loss": s.final_val_loss if s else _last(evals, "val_loss"),
-        "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),
+        "best val loss": s.best_val_loss if s else (st.best_val_loss if st else None),  # the best adapters'
+        "lowest val loss": min((r.val_loss for r in evals), default=None),
         "best step": s.best_step if s else (st.best_step if st else None),
+        "best probe F1": s.best_score if s else (st.best_score if st else None),
+        "best by": _best_by(data),
+        "probe time": s.probe_seconds if s else _probe_time(data),
         "time": s.seconds if s else (last.elapsed if last else None),
         "load time": s.load_seconds if s else (st.load_seconds if st else None),
         "compile time": s.compile_seconds if s else (st.compile_seconds if st else None),
@@ -38,6 +42,16 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "restarts": s.restarts if s else (st.restarts if st else 0),
         "checkpoints": len(data.checkpoints),
     }
+
+
+def _best_by(data: RunData) -> str | None:
+    plan = (data.state.probe if data.state else None) or (data.summary.probe if data.summary else None)
+    return None if plan is None else ("probe F1" if plan.select == "answers" else "val loss")
+
+
+def _probe_time(data: RunData) -> float | None:
+    probes = [r.probe_seconds for r in data.probes() if r.probe_seconds is not None]
+    return sum(probes) if probes else None
 
 
 def _show(key: str, v) -> str:

@@ -1,18 +1,34 @@
-"""What the scoring phase asks (pure, no mlx): held-out examples in a seeded order, the job's
-generate prompts (with a reference when the data holds the same question), how many fit the
-time budget, and the means of the scored answers."""
+"""What is asked (pure, no mlx): held-out examples in a fixed order, the eval-time probe's sets,
+the job's generate prompts (with a reference when the data holds the same question), and the
+means of the scored answers.
+
+The order is drawn from ORDER_SEED, not the job's training seed: every job on the same data asks
+the same questions in the same order, so two runs, or the trials of a sweep, score alike.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from farensed.core.datasets import Example, Splits, load_splits, read_jsonl
-from farensed.core.formats import TARGETS, AnswerScores, ScoredQuestion, TargetAnswer, TargetScore
+from farensed.core.formats import (
+    TARGETS,
+    AnswerScores,
+    ProbeSetInfo,
+    ScoredQuestion,
+    TargetAnswer,
+    TargetScore,
+)
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
+from farensed.core.system_prompt import job_system
 from farensed.scoring.metrics import exact_match, f1, mean
+
+ORDER_SEED = 19  # fixed for good: changing it changes which questions every job is scored on
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class Question:
 @dataclass
 class HeldOut:
     data: str  # where the examples come from, in words
-    questions: list[Question] = field(default_factory=list)  # in the seeded order
+    questions: list[Question] = field(default_factory=list)  # in the fixed order (ORDER_SEED)
     unaskable: int = 0  # examples with no question (text data, completions with an empty prompt)
 
 
@@ -47,11 +63,16 @@ def _examples(spec: JobSpec, home: Home, splits: Splits | None, data: Path | Non
 
 
 def held_out(spec: JobSpec, home: Home, splits: Splits | None = None, data: Path | None = None) -> HeldOut:
-    """The held-out questions in an order drawn from the job's seed, so a sample of them is spread
-    over the whole file rather than its first lines."""
+    """The held-out questions in the fixed order, so a sample of them is spread over the whole file
+    rather than its first lines, and is the same sample for every job on that file."""
     examples, where = _examples(spec, home, splits, data)
+    return askable(examples, where)
+
+
+def askable(examples: list[Example], where: str, kind: str = "held_out") -> HeldOut:
+    """The examples that hold a question, in the fixed order (ORDER_SEED), the others counted."""
     order = list(range(len(examples)))
-    random.Random(spec.training.seed).shuffle(order)
+    random.Random(ORDER_SEED).shuffle(order)
     out = HeldOut(where)
     for i in order:
         ex = examples[i]
@@ -59,8 +80,53 @@ def held_out(spec: JobSpec, home: Home, splits: Splits | None = None, data: Path
         if messages is None:
             out.unaskable += 1
             continue
-        out.questions.append(Question("held_out", len(out.questions), ex.where, messages, ex.answer))
+        out.questions.append(Question(kind, len(out.questions), ex.where, messages, ex.answer))
     return out
+
+
+def scored_questions(spec: JobSpec, held: HeldOut) -> list[Question]:
+    """What the final scoring answers: the first `examples` of the fixed order, all when fewer."""
+    return held.questions[: spec.evaluate.examples]
+
+
+@dataclass
+class ProbeSet:
+    """Questions answered at every eval, scored into one pair of MetricsRow fields."""
+
+    name: str  # "held_out" (evaluate.data or test.jsonl), else "train" and "valid"
+    field: str  # MetricsRow prefix: "probe" (the first set, it decides best) or "probe_valid"
+    held: HeldOut  # everything askable it is drawn from
+    count: int
+
+    @property
+    def questions(self) -> list[Question]:
+        return self.held.questions[: self.count]
+
+    def info(self) -> ProbeSetInfo:
+        return ProbeSetInfo(name=self.name, field=self.field, data=self.held.data, questions=len(self.questions),
+                            available=len(self.held.questions), digest=digest(self.questions))
+
+
+def probe_sets(spec: JobSpec, home: Home, splits: Splits) -> list[ProbeSet]:
+    """The held-out file's first `probe` questions; without one (evaluate.data, test.jsonl), as
+    many training questions (did it learn the facts?) and validation questions (does it carry
+    over to facts it never saw?). Empty sets are left out; [] with probe = 0."""
+    n = spec.evaluate.probe
+    if n == 0:
+        return []
+    if spec.evaluate.data or splits.test:
+        sets = [ProbeSet("held_out", "probe", held_out(spec, home, splits), n)]
+    else:
+        sets = [ProbeSet("train", "probe", askable(splits.train, f"the training split ({splits.source})", "train"), n),
+                ProbeSet("valid", "probe_valid", askable(splits.valid, f"the validation split ({splits.source})",
+                                                         "valid"), n)]
+    return [s for s in sets if s.questions]
+
+
+def digest(questions: list[Question]) -> str:
+    """sha256 over what is asked and expected, in order: equal digests, the same questions."""
+    text = json.dumps([[q.messages, q.reference] for q in questions], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def prompt_questions(spec: JobSpec, splits: Splits | None) -> list[Question]:
@@ -69,23 +135,11 @@ def prompt_questions(spec: JobSpec, splits: Splits | None) -> list[Question]:
     for ex in (splits.train + splits.valid + splits.test) if splits else []:
         if ex.question.strip():
             known.setdefault(ex.question.strip(), ex.answer)
-    system = [{"role": "system", "content": spec.generate.system}] if spec.generate.system else []
+    text = job_system(spec, splits)
+    system = [{"role": "system", "content": text}] if text else []
     return [Question("prompt", i, f"generate.prompts[{i}]", system + [{"role": "user", "content": p}],
                      known.get(p.strip()))
             for i, p in enumerate(spec.generate.prompts)]
-
-
-def planned_count(setting: int | str, costs: list[float], budget_seconds: float) -> int:
-    """How many held-out examples to answer: the setting, or ("auto") the longest run of them, in
-    order, whose estimated costs fit the budget (at least one, so every run shows a score)."""
-    if setting != "auto":
-        return min(int(setting), len(costs))
-    n, total = 0, 0.0
-    for cost in costs:
-        if n and total + cost > budget_seconds:
-            break
-        n, total = n + 1, total + cost
-    return n
 
 
 def scored(q: Question, texts: dict[str, str], seconds: float) -> ScoredQuestion:

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
             return EXIT_OK
         if not pending:
             finish(run)
-        summary = complete(run, score(run, run.trainer.p.elapsed))
+        summary = complete(run, score(run))
         log.info("job_done", steps=summary.steps, best_val_loss=summary.best_val_loss, seconds=summary.seconds)
         return EXIT_OK
     except StopRequested as e:

@@ -3,7 +3,6 @@ manifest, fsynced, renamed into place. Resume takes the newest one that verifies
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from farensed.core.atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
+from farensed.core.checkpoint_manifest import sha256_of, verify
 from farensed.core.formats import (
     ADAPTERS,
     CHECKPOINT_NAME,
@@ -38,14 +38,6 @@ def name_for(epoch: int, step: int) -> str:
 def step_of(path: Path) -> int:
     m = CHECKPOINT_NAME.match(path.name)
     return int(m.group(2)) if m else -1
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def size_of(tensors: dict[str, dict[str, mx.array]], metrics_text: str) -> int:
@@ -87,22 +79,9 @@ def _write_files(tmp: Path, epoch: int, state: CheckpointState, tensors: dict[st
     atomic_write_text(tmp / METRICS_FILE, metrics_text)
     atomic_write_json(tmp / CHECKPOINT_STATE, state)
     names = sorted(p.name for p in tmp.iterdir())
-    manifest = Manifest(step=state.step, epoch=epoch, files={n: _sha256(tmp / n) for n in names},
+    manifest = Manifest(step=state.step, epoch=epoch, files={n: sha256_of(tmp / n) for n in names},
                         sizes={n: (tmp / n).stat().st_size for n in names}, created_at=time.time())
     atomic_write_json(tmp / MANIFEST, manifest)
-
-
-def verify(path: Path) -> Manifest | None:
-    """The manifest if every listed file is present with its checksum, else None."""
-    try:
-        manifest = Manifest.model_validate_json((path / MANIFEST).read_bytes())
-        for fname, digest in manifest.files.items():
-            f = path / fname
-            if f.stat().st_size != manifest.sizes[fname] or _sha256(f) != digest:
-                return None
-        return manifest
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def candidates(out: Path) -> list[Path]:

@@ -20,13 +20,13 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map_with_path
 
 from farensed.core.formats import RankInfo
+from farensed.core.units import GIB
 from farensed.worker import sharding
 from farensed.worker.memory import OutOfMemory
 from farensed.worker.model import BadJob
 
 HOST_BYTES = 64
 EVENT = 5  # figures of one rank's out-of-memory event in the step's sum
-GIB = 1024**3
 OOM_SOURCES = ("budget", "runtime_error")  # OutOfMemory.source, coded 1 + index in the flags
 PEER_LOST = ("[ring]", "[jaccl]", "[nccl]", "[mpi]", "NCCL error")
 

@@ -18,6 +18,7 @@ worker starts computing optimizer step STEP (1-based):
   term_in_eval@N SIGTERM itself in the middle of the evaluation after step N
   kill_in_scoring@N  SIGKILL itself once N answers of the scoring phase are written
   term_in_scoring@N  SIGTERM itself once N answers of the scoring phase are written
+  hang_in_export@0   the export worker sleeps until killed once its fused files are written
 
 In a data-parallel job every rank fires an unqualified fault; KIND@STEP:RANK fires on that
 rank only (kill@5:1 is rank 1 killed as step 5 starts). Ranks other than 0 keep their

@@ -3,7 +3,6 @@ then, after the scoring phase, the summary with the answer scores and the state 
 
 from __future__ import annotations
 
-from mlx_lm import generate
 from mlx_lm.sample_utils import make_sampler
 
 from farensed.core.atomic import atomic_write_json
@@ -17,17 +16,21 @@ from farensed.core.formats import (
     TrainingSummary,
     read_model,
 )
+from farensed.core.jobspec import Generate
+from farensed.core.system_prompt import job_system
 from farensed.worker import outputs
-from farensed.worker.infer import chat_prompt
+from farensed.worker.answering import batched, prompt_ids
+from farensed.worker.infer import chat_messages
 from farensed.worker.model import adapter_weights, load_adapter_file, parameter_counts
 from farensed.worker.run import Run
 
 
-def answer(model, tokenizer, prompt: str, max_tokens: int, temperature: float, system: str | None = None) -> str:
-    """Greedy (or sampled) reply to one user prompt through the model's chat template."""
-    text = chat_prompt(tokenizer, prompt, system)
-    return generate(model, tokenizer, prompt=text, max_tokens=max_tokens,
-                    sampler=make_sampler(temp=temperature), verbose=False).strip()
+def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
+    """Greedy (or sampled) replies to the job's prompts through the model's chat template (after the
+    job's system prompt), decoded together."""
+    ids = [prompt_ids(tokenizer, chat_messages(p, system)) for p in g.prompts]
+    texts = batched(model, tokenizer, ids, [g.max_tokens] * len(ids), make_sampler(temp=g.temperature))
+    return [Answer(prompt=p, answer=t) for p, t in zip(g.prompts, texts)]
 
 
 def finish(run: Run) -> TrainingSummary:
@@ -43,14 +46,12 @@ def finish(run: Run) -> TrainingSummary:
                       outputs.training_config(spec, run.model_path, str(run.home.resolve(spec.data)), cfg))
     outputs.export_metrics(out, tr.p.metrics)
     run.write_progress("generating")
-    answers = []
+    replies = []
     if spec.generate.prompts:
         load_adapter_file(run.model, best / ADAPTERS)
         run.model.eval()
-        g = spec.generate
-        answers = [Answer(prompt=p, answer=answer(run.model, run.tokenizer, p, g.max_tokens, g.temperature, g.system))
-                   for p in g.prompts]
-    summary = build_summary(run, answers)
+        replies = answers(run.model, run.tokenizer, spec.generate, job_system(spec, run.splits))
+    summary = build_summary(run, replies)
     atomic_write_json(out / SUMMARY, summary)
     run.write_state("scoring")
     return summary
@@ -62,7 +63,7 @@ def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
     update = {"scores": scores, "restarts": run.state.restarts}
     summary = read_model(run.dir / SUMMARY, TrainingSummary).model_copy(update=update)
     atomic_write_json(run.dir / SUMMARY, summary)
-    run.write_state("done")
+    run.write_state("done", summary.stopped_early)
     run.write_progress("done")
     return summary
 
@@ -82,4 +83,6 @@ def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
         load_seconds=run.state.load_seconds, compile_seconds=run.state.compile_seconds,
         trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts, memory_model=tr.memory,
         restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped_nonfinite, truncated_examples=run.truncated,
-        answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / BEST_ADAPTERS))
+        answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / BEST_ADAPTERS),
+        best_score=tr.p.best_score, probe=run.state.probe, probe_seconds=round(tr.p.probe_seconds, 3),
+        stopped_early=run.stopped_early)

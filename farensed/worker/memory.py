@@ -19,12 +19,12 @@ from mlx.utils import tree_flatten
 from farensed.core.errors import FarensedError
 from farensed.core.formats import Downshift, MemoryMode, MemoryModel, ProbePoint
 from farensed.core.jobspec import JobSpec
+from farensed.core.units import GIB
 from farensed.memory import ladder
 from farensed.memory import plan as memplan
 from farensed.worker import batching
 from farensed.worker.model import BadJob
 
-GB = 1024**3
 MAX_PROBES = 4  # micro-batch shapes measured a mode, at most (the probe's cost: 2% of a guide-size job)
 CLOSE_ENOUGH = 1.15  # the search stops once the fewest tokens over is within this of the most that fit
 
@@ -60,8 +60,8 @@ def unmeasured(spec: JobSpec, key: str) -> MemoryModel:
     why = "checkpointing on: the job asks for it (memory.grad_checkpoint)" if gc else "checkpointing off"
     return MemoryModel(key=key, rows_cap=spec.training.batch_size, rows_floor=spec.memory.min_micro_batch,
                        max_seq_length=spec.training.max_seq_length, grad_checkpoint=gc,
-                       budget_bytes=int(budget * GB) if budget else None,
-                       usable_bytes=int(budget * GB * (1 - memplan.MARGIN)) if budget else None,
+                       budget_bytes=int(budget * GIB) if budget else None,
+                       usable_bytes=int(budget * GIB * (1 - memplan.MARGIN)) if budget else None,
                        modes=[MemoryMode(grad_checkpoint=gc)], why=why)
 
 
@@ -189,7 +189,7 @@ def establish(tr, model: MemoryModel, log) -> MemoryModel:
     floor = _floor_bytes(tr)
     if floor > model.budget_bytes:
         raise BadJob(f"memory.budget_gb {spec.memory.budget_gb:g} is smaller than the model itself: its weights,"
-                     f" adapters and optimizer state take {floor / GB:.2f} GB before any example; set budget_gb to"
+                     f" adapters and optimizer state take {floor / GIB:.2f} GB before any example; set budget_gb to"
                      f" well above that, or use a smaller (4-bit) model")
     model, compiling = with_mode(tr, model, spec.memory.grad_checkpoint)
     skipped = None

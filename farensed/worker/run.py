@@ -22,7 +22,6 @@ from farensed.core.datasets import Example, load_splits
 from farensed.core.exitcodes import EXIT_STOPPED
 from farensed.core.formats import (
     ADAPTERS,
-    BEST_ADAPTERS,
     JOB_FILE,
     OPTIMIZER,
     PROGRESS,
@@ -37,14 +36,18 @@ from farensed.core.jobfile import load_job, parse_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
 from farensed.core.run_folder import read_training_state
+from farensed.core.units import GIB
 from farensed.memory import plan as memplan
-from farensed.worker import batching, checkpoint, memory, outputs
+from farensed.scoring.questions import held_out, scored_questions
+from farensed.worker import batching, checkpoint, evaluation, memory, outputs, tensorboard_events
+from farensed.worker import eta as worker_eta
+from farensed.worker.answer_probe import AnswerProbe
 from farensed.worker.distributed import Solo
 from farensed.worker.faults import Faults
 from farensed.worker.first_step import FirstStepClock
 from farensed.worker.model import BadJob, adapter_weights, apply_lora, load_base, model_path
 from farensed.worker.step import make_optimizer
-from farensed.worker.trainer import EvalInterrupted, StopRequested, Trainer
+from farensed.worker.trainer import StopRequested, Trainer
 
 
 def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batching.Tokenized | None:
@@ -55,7 +58,7 @@ def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batchin
 
 
 def initial_state(run_dir: Path, spec: JobSpec, log) -> TrainingState:
-    """training_state.json as left by the last worker (or the daemon), else a fresh one."""
+    """training_state.json as left by the last worker (or the daemon), else a fresh one (a torn one set aside)."""
     return read_training_state(run_dir, spec, log)
 
 
@@ -84,6 +87,7 @@ class Run:
     def load(self) -> None:
         spec = self.spec
         self.write_progress_loading()
+        self.scalars = tensorboard_events.for_run(self.dir, spec)  # [report] tensorboard: event files too
         self.model, self.tokenizer = load_base(spec, self.home)
         self.adapter_config = apply_lora(self.model, spec)
         self.initial_adapters = adapter_weights(self.model)  # change nothing: the base model's answers
@@ -98,14 +102,27 @@ class Run:
         key = memory.settings_key(spec, self.model_path, train.fingerprint(), self.compile)
         self.trainer = Trainer(spec, self.model, self.optimizer, train, valid, memory.unmeasured(spec, key),
                                Faults(self.dir, rank=self.dist.rank), self.log, self.compile, dist=self.dist)
+        self._plan_probe(splits)
         self.dist.check_same("the tokenized training data (data, max_seq_length, mask_prompt, tokenizer)",
                              self.trainer.fingerprint)
         if spec.memory.budget_gb:
             gpu = mx.default_device() == mx.gpu
-            limit = memplan.mlx_limit_bytes(int(spec.memory.budget_gb * memplan.GB), gpu)
+            limit = memplan.mlx_limit_bytes(int(spec.memory.budget_gb * memplan.GIB), gpu)
             mx.set_memory_limit(limit)
-            self.log.info("memory_limit", budget_gb=spec.memory.budget_gb, mlx_limit_gb=round(limit / memplan.GB, 3),
+            self.log.info("memory_limit", budget_gb=spec.memory.budget_gb, mlx_limit_gb=round(limit / memplan.GIB, 3),
                           cuda_graphs=os.environ.get("MLX_USE_CUDA_GRAPHS", "default"))
+
+    def _plan_probe(self, splits) -> None:
+        """The questions answered at every eval and the rule for best, in training_state.json."""
+        for warning in self.spec.evaluate.warnings:
+            self.log.warning("job_file_retired_key", detail=warning)
+        self.probe = AnswerProbe(self.spec, self.home, splits, self.tokenizer)
+        held = held_out(self.spec, self.home, splits)
+        self.scored_questions = len(scored_questions(self.spec, held)) + len(self.spec.generate.prompts)
+        plan = evaluation.probe_plan(self, self.probe)
+        self.state = self.state.model_copy(update={"probe": plan})
+        self.log.info("probe_planned", select=plan.select, rule=plan.why, patience=plan.patience,
+                      sets={s.field: f"{s.questions} {s.name}" for s in plan.sets})
 
     def _note_data(self, train, valid) -> None:
         truncated = train.truncated + (valid.truncated if valid else 0)
@@ -193,7 +210,7 @@ class Run:
         clock = FirstStepClock()
         if tr.p.step == 0 or tr.p.eval_pending:  # step 0: the base model's loss, where the curves start
             self.eval_now()
-        while tr.p.step < tr.total:
+        while tr.p.step < tr.total and not self.stopped_early:
             if self.dist.stopping(tr.stop_requested):
                 self.save_checkpoint()
                 self.dist.barrier()
@@ -206,7 +223,7 @@ class Run:
             if s % cad.eval_every == 0 or s == tr.total:
                 self.eval_now()
             minutes = cad.checkpoint_every_minutes and time.monotonic() - last_ckpt >= 60 * cad.checkpoint_every_minutes
-            if s % cad.checkpoint_every == 0 or s == tr.total or minutes:
+            if s % cad.checkpoint_every == 0 or s == tr.total or minutes or self.stopped_early:
                 self.save_checkpoint()
                 last_ckpt = time.monotonic()
         if tr.p.eval_pending:  # the final evaluation was cut short by a stop: resume redoes it
@@ -214,6 +231,14 @@ class Run:
             self.dist.barrier()
             raise StopRequested(f"stopped by signal during the evaluation at step {tr.p.step}")
         tr.p.elapsed -= self._count_compile(clock.settle())  # a short process: known only now
+        if self.stopped_early:
+            self.log.info("stopped_early", step=tr.p.step, total_steps=tr.total, best_step=tr.p.best_step,
+                          reason=self.stopped_early)
+
+    @property
+    def stopped_early(self) -> str | None:
+        """[evaluate] patience spent: why training ends here (kept in the checkpoint's progress)."""
+        return evaluation.early_stop(self)
 
     def _timed_step(self, clock: FirstStepClock) -> float:
         """One step; returns the seconds to take out of the training time (the compile, once known)."""
@@ -241,28 +266,16 @@ class Run:
         self.trainer.p.metrics.append(row)
         if not self.dist.is_root:
             return
+        if self.state.estimate is None and row.kind == "train":  # the first timed steps: the job's figures
+            self.state = self.state.model_copy(update={"estimate": worker_eta.at_start(self, row)})
+            self.write_state("running")
         outputs.append_metrics(self.dir, row)
+        self.scalars.add(row)
         self.log.info("step_report", **{k: v for k, v in row.model_dump().items() if v is not None})
         self.write_progress()
 
     def eval_now(self) -> None:
-        tr = self.trainer
-        try:
-            val = tr.evaluate()
-        except EvalInterrupted:
-            tr.p.eval_pending = True  # the checkpoint written next remembers it
-            return
-        tr.p.eval_pending = False
-        if val is None:
-            return
-        tr.p.val_loss = val
-        if tr.p.best_val_loss is None or val < tr.p.best_val_loss:
-            tr.p.best_val_loss, tr.p.best_step = val, tr.p.step
-            if self.dist.is_root:
-                outputs.write_adapter_folder(self.dir / BEST_ADAPTERS, adapter_weights(self.model), self.adapter_config,
-                                             lambda tmp: tr.faults.before_tensor_write(tmp, tr.p.step))
-                self.log.info("best_adapters_saved", step=tr.p.step, val_loss=round(val, 4))
-        self.record(tr.row("eval", val_loss=val))
+        evaluation.evaluate(self)
 
     def save_checkpoint(self) -> None:
         if not self.dist.is_root:
@@ -293,7 +306,8 @@ class Run:
             upd |= {"step": tr.p.step, "total_steps": tr.total, "epoch": tr.epoch,
                     "micro_batch": tr.narrowest, "grad_checkpoint": tr.memory.grad_checkpoint,
                     "grad_accumulation": tr.accumulation(), "memory_model": tr.memory,
-                    "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step}
+                    "downshifts": tr.downshifts, "best_val_loss": tr.p.best_val_loss, "best_step": tr.p.best_step,
+                    "best_score": tr.p.best_score}
         self.state = self.state.model_copy(update=upd)
         atomic_write_json(self.dir / TRAINING_STATE, TrainingState.model_validate(self.state.model_dump()))
 
@@ -304,13 +318,13 @@ class Run:
         tr = self.trainer
         last_train = next((r for r in reversed(tr.p.metrics) if r.kind == "train"), None)
         sps = last_train.steps_per_sec if last_train else None
-        eta = round((tr.total - tr.p.step) / sps, 1) if sps else None
+        eta = worker_eta.eta(self, sps)
         atomic_write_json(self.dir / PROGRESS, LiveProgress(
             worker_pid=os.getpid(), step=tr.p.step, total_steps=tr.total, epoch=tr.epoch,
             train_loss=last_train.train_loss if last_train else None, val_loss=tr.p.val_loss,
             best_val_loss=tr.p.best_val_loss, learning_rate=last_train.learning_rate if last_train else None,
             tokens_per_sec=last_train.tokens_per_sec if last_train else None, steps_per_sec=sps,
-            active_memory_gb=round(mx.get_active_memory() / 1024**3, 4),
+            active_memory_gb=round(mx.get_active_memory() / GIB, 4),
             peak_memory_gb=last_train.peak_memory_gb if last_train else None,
             budget_gb=self.spec.memory.budget_gb or None, micro_batch=tr.narrowest,
             grad_accumulation=tr.accumulation(), grad_checkpoint=tr.memory.grad_checkpoint,

@@ -27,7 +27,7 @@ def parse(argv):
     ap.add_argument("--target", dest="targets", action="append", choices=TARGETS,
                     help="a model to score (repeatable; default base, best and final)")
     ap.add_argument("--data", type=Path, help="a .jsonl of questions (default: the job's held-out examples)")
-    ap.add_argument("-n", type=int, help="score only the first N questions of the seeded order")
+    ap.add_argument("-n", type=int, help="score the first N questions of the fixed order (default [evaluate] examples)")
     return ap.parse_args(argv)
 
 
@@ -38,18 +38,20 @@ def score_all(args, out=sys.stdout) -> None:
     home, run_dir = Home.from_option(args.home), args.run_dir.resolve()
     spec = load_job(run_dir / JOB_FILE)
     held = held_out(spec, home, None, args.data)
-    questions = held.questions[: args.n] if args.n else held.questions
+    n = args.n or spec.evaluate.examples  # by default the final scoring's questions
+    questions = held.questions[:n] if n else held.questions
     model, tokenizer = load_base(spec, home)
     apply_lora(model, spec)
     targets = args.targets or list(TARGETS)
     answerer = Answerer(model, tokenizer, target_weights(run_dir, adapter_weights(model), targets),
                         spec.evaluate.max_tokens)
-    for i, q in enumerate(questions):
-        row = answerer.score(q)
-        if i == 0:  # the plan, with an estimate from the first question's time
+    for start in range(0, len(questions), answerer.batch):
+        rows = answerer.score(questions[start:start + answerer.batch])
+        if start == 0:  # the plan, with an estimate from the first batch's time
             _write(out, ScoringPlan(examples=len(questions), available=len(held.questions), prompts=0,
-                                    data=held.data, estimated_seconds=round(row.seconds * len(questions), 1)))
-        _write(out, row)
+                                    data=held.data, estimated_seconds=round(rows[0].seconds * len(questions), 1)))
+        for row in rows:
+            _write(out, row)
     if not questions:
         _write(out, ScoringPlan(examples=0, available=0, prompts=0, data=held.data, estimated_seconds=0.0))
     if held.unaskable:

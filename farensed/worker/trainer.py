@@ -13,6 +13,7 @@ import numpy as np
 from farensed.core.errors import FarensedError
 from farensed.core.formats import CheckpointState, Cursor, Downshift, MemoryModel, MetricsRow, Progress
 from farensed.core.jobspec import JobSpec
+from farensed.core.units import GIB
 from farensed.memory import ladder
 from farensed.memory import plan as memplan
 from farensed.worker import batching, memory
@@ -23,7 +24,6 @@ from farensed.worker.memory import OutOfMemory
 from farensed.worker.schedule import learning_rate, steps_per_epoch, total_steps
 from farensed.worker.step import StepFunctions, all_finite
 
-GB = 1024**3
 MAX_NONFINITE = 3
 
 
@@ -54,7 +54,7 @@ class Trainer:
         self._plans: dict[int, list[np.ndarray]] = {}
         self._lengths, self._targets = train.lengths, train.n_targets
         self.fingerprint = train.fingerprint()
-        self.budget = int(spec.memory.budget_gb * GB)
+        self.budget = int(spec.memory.budget_gb * GIB)
         self.memory, self._fns = memory_model, {}
         self._build()
         self._window_time, self._window_steps, self._window_real_tokens = 0.0, 0, 0
@@ -150,7 +150,7 @@ class Trainer:
         self.step_peak = mx.get_peak_memory()
         if self.budget and self.step_peak > self.budget:
             rows, width = self._largest(idx, sizes)
-            raise OutOfMemory(f"peak memory {self.step_peak / GB:.4g} GB over the budget {self.budget / GB:.4g} GB"
+            raise OutOfMemory(f"peak memory {self.step_peak / GIB:.4g} GB over the budget {self.budget / GIB:.4g} GB"
                               f" in a step whose largest micro-batch was {rows} x {width} tokens", "budget",
                               rows, width, self.step_peak)
         return loss, ntoks, acc
@@ -263,8 +263,8 @@ class Trainer:
                        learning_rate=learning_rate(self.spec.training, self.p.step, self.total),
                        tokens_per_sec=round(self._window_real_tokens / dt, 1),
                        steps_per_sec=round(self._window_steps / dt, 4),
-                       active_memory_gb=round(mx.get_active_memory() / GB, 4),
-                       peak_memory_gb=round(self._window_peak / GB, 4),
+                       active_memory_gb=round(mx.get_active_memory() / GIB, 4),
+                       peak_memory_gb=round(self._window_peak / GIB, 4),
                        splits=" ".join(f"{k}:{v}" for k, v in sorted(self._window_splits.items())) or None)
         self.p.window_loss_sum, self.p.window_tokens = 0.0, 0
         self._window_splits, self._window_peak = Counter(), 0

@@ -46,7 +46,7 @@ def test_a_spool_other_users_can_write_fails_with_the_fix(tmp_path):
     # When doctor runs, Then it fails, naming the folder and the chmod that fixes it
     proc = doctor(tmp_path)
     assert proc.returncode == 1
-    assert f"FAIL  spool    {spool}: spool is writable by other users" in proc.stdout
+    assert f"FAIL  spool    {spool}: writable by other users" in proc.stdout
     assert f"fix: chmod go-w {spool}" in proc.stdout
 
 

@@ -66,7 +66,7 @@ def test_compare_with_a_prompt_asks_every_model(runs):
 def test_export_fuses_a_model_mlx_lm_loads_and_generates_with(runs, tmp_path):
     home, a, _ = runs
     out = ctl("export", "run-a", "--out", str(tmp_path / "fused"), "--home", str(home)).stdout
-    assert "fused best adapters" in out
+    assert "best adapters as a fused MLX model" in out and "parity: fused MLX model answers" in out
     from mlx_lm import generate, load
 
     model, tok = load(str(tmp_path / "fused"))

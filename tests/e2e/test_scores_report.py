@@ -115,3 +115,25 @@ def test_compare_shows_answer_scores_side_by_side(run, tmp_path):
     assert lines["answer F1 final"] == ["1.000", "-"] and lines["answer F1 base"] == ["0.000", "-"]
     assert lines["exact match final"] == ["100%", "-"] and lines["scored questions"] == ["2", "-"]
     assert lines["compile time"][0] == "0m31s"
+
+
+def test_compare_says_when_the_question_sets_differ_and_compares_only_the_shared_ones(run, tmp_path):
+    # Given two scored runs whose held-out questions overlap in one ("Pergunta 1?"): the first answers
+    # it right with the final adapters, the second wrong, each right on its own other question
+    other = write_run(tmp_path / "checkpoints" / "other", status="done", step=60)
+    _scored(run)  # Pergunta 0? and Pergunta 1?, final right on both
+    rows = [_row("held_out", 1, "Olá", "Faro."), _row("held_out", 2, "Faro.", REF)]
+    rows[0].answers["final"] = rows[0].answers["final"].model_copy(update={"f1": 0.0, "exact_match": 0.0})
+    (other / "answers.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows))
+    state = read_model(other / "training_state.json", TrainingState)
+    plan = ScoringPlan(examples=2, available=52, prompts=0, data="data/test.jsonl", estimated_seconds=0.3)
+    atomic_write_json(other / "training_state.json", state.model_copy(update={"scoring": plan}))
+    # When they are compared
+    out = ctl("compare", str(run), str(other), "--no-answers", "--home", str(tmp_path)).stdout
+    # Then the table says the sets differ and scores both on the one question they share
+    assert out.startswith("note: the jobs' held-out question sets differ (2, 2 questions, 1 answered by all): the"
+                          " answer scores compare only the 1 shared questions\n")
+    lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+             for line in out.splitlines() if line.count("│") == 4}
+    assert lines["answer F1 final"] == ["1.000", "0.000"] and lines["scored questions"] == ["1", "1"]
+    assert lines["answered in all"] == ["2", "2"]

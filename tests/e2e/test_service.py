@@ -3,8 +3,10 @@ exact launchctl/systemctl calls (recorded by fake commands on PATH; real ones ar
 
 from __future__ import annotations
 
+import json
 import os
 import plistlib
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +92,26 @@ def test_dry_run_prints_file_and_commands_and_changes_nothing(env):
     proc = ctl(e, "launchd", "install", "--dry-run", "--home", str(tmp / "farensed-home"))
     assert proc.returncode == 0 and "<key>ProcessType</key>" in proc.stdout and "$ launchctl bootstrap" in proc.stdout
     assert not log.exists() and not (tmp / "user" / "Library").exists()
+
+
+def test_install_with_the_dashboard_runs_it_as_a_service_beside_the_daemon(env):
+    e, log, tmp = env
+    home = tmp / "farensed-home"
+    # When farensectl install --dashboard runs on Linux, then on a Mac
+    assert ctl(e, "systemd", "install", "--dashboard", "--dashboard-port", "8777", "--home", str(home)).returncode == 0
+    # Then a second user unit serves the dashboard of this home on loopback, next to the daemon's
+    unit = (tmp / "user" / ".config" / "systemd" / "user" / "farensed-dashboard.service").read_text()
+    assert f"dashboard --home {home} --port 8777" in unit and "Restart=on-failure" in unit
+    assert Path(unit.split("ExecStart=")[1].split()[0]).name == "farensectl"
+    assert _calls(log)[-1] == "systemctl --user enable --now farensed-dashboard.service"
+    assert stat.S_IMODE((home / "dashboard.token").stat().st_mode) == 0o600  # made now: the first page can act
+    assert ctl(e, "launchd", "install", "--dashboard", "--home", str(home)).returncode == 0
+    agent = plistlib.loads((tmp / "user" / "Library" / "LaunchAgents" / "com.farensed.dashboard.plist").read_bytes())
+    assert agent["ProgramArguments"][1:] == ["dashboard", "--home", str(home), "--port", "8765"]
+    assert agent["Label"] == "com.farensed.dashboard" and agent["KeepAlive"] == {"SuccessfulExit": False}
+    # And service shows both; uninstall removes both
+    status = ctl(e, "systemd", "service", "--json")
+    assert json.loads(status.stdout)["dashboard"]["installed"] is True
+    assert ctl(e, "systemd", "uninstall").returncode == 0
+    assert "systemctl --user disable --now farensed-dashboard.service" in _calls(log)
+    assert not (tmp / "user" / ".config" / "systemd" / "user" / "farensed-dashboard.service").exists()

@@ -11,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import PY, REPO, ctl, record, small_job, stop_daemon, wait_for
 from farensed.core.spool.folders import ownership_problem
 from farensed.daemon.unattended import battery_action, notification_command, sleep_guard_wanted
@@ -79,14 +81,23 @@ def test_a_full_disk_pauses_the_job_with_a_reason_and_resume_finishes_it(home, d
     wait_for(lambda: (record(home, "full") or {}).get("state") == "done", 90, what="done after resume")
 
 
-def test_the_daemon_refuses_a_spool_other_users_can_write(home):
-    spool = home / "spool"
-    spool.mkdir()
-    spool.chmod(0o777)
-    cp = subprocess.run([PY, "-m", "farensed.daemon.main", "run", "--once"], cwd=REPO, capture_output=True,
-                        text=True, timeout=60)
+@pytest.mark.parametrize("folder", ["spool", "spool/queued", "spool/jobs", "spool/requests", "."])
+def test_the_daemon_refuses_a_home_or_spool_folder_other_users_can_write(home, folder):
+    # Given the home, the spool or one of its folders writable by every user (queued/ holds what runs,
+    # jobs/ says which folder a job writes, requests/ what is done to it)
+    writable = home / folder
+    writable.mkdir(parents=True, exist_ok=True)
+    writable.chmod(0o777)
+    try:
+        # When the daemon starts
+        cp = subprocess.run([PY, "-m", "farensed.daemon.main", "run", "--once"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    finally:
+        writable.chmod(0o755)
+    # Then it refuses, naming the folder and the fix, in one line
+    where = writable.resolve() if folder == "." else writable
     assert cp.returncode == 1
-    assert f"{spool}: spool is writable by other users" in cp.stderr and f"chmod go-w {spool}" in cp.stderr
+    assert f"{where}: writable by other users" in cp.stderr and f"chmod go-w {where}" in cp.stderr
     assert "Traceback" not in cp.stderr
 
 

@@ -87,15 +87,18 @@ def test_an_invalid_json_line_stops_the_job_naming_file_and_line(tmp_path):
     assert f"{data / 'train.jsonl'}:3: not valid JSON" in reason
 
 
-def test_no_validation_set_means_training_without_eval_said_once(tmp_path):
+def test_no_validation_set_means_training_without_a_validation_loss_said_once(tmp_path):
     # Given data with train.jsonl only
     data = tmp_path / "data"
     data.mkdir()
     (data / "train.jsonl").write_text((REPO_ROOT / "data" / "train.jsonl").read_text())
     run = make_run(tmp_path, "noval", small_job(4, top={"data": str(data)}))
-    # When it runs, Then it finishes without eval rows, and the log says so once
+    # When it runs, Then it finishes with no validation loss, and the log says so once; its evals
+    # only answer the probe's training questions (there is no validation sample to ask)
     assert run_worker(run) == EXIT_OK
-    assert '"eval"' not in (run / "metrics.jsonl").read_text()
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [r["step"] for r in evals] == [0, 4]
+    assert all(r["val_loss"] is None and r["probe_f1"] is not None and r["probe_valid_f1"] is None for r in evals)
     assert (run / "worker.log").read_text().count("\"event\": \"no_validation_set\"") == 1
     assert (run / "adapters" / "adapters.safetensors").is_file()
 

@@ -72,13 +72,13 @@ def test_importing_every_module_outside_the_worker_loads_no_mlx():
 
 
 def test_the_client_never_imports_the_daemon_and_the_daemon_no_client_code():
-    assert importers_of(("farensed.daemon",), package_files("cli", "results")) == {}
-    assert importers_of(("farensed.cli", "farensed.results"), package_files("daemon")) == {}
+    assert importers_of(("farensed.daemon",), package_files("cli", "results", "dashboard")) == {}
+    assert importers_of(("farensed.cli", "farensed.results", "farensed.dashboard"), package_files("daemon")) == {}
 
 
 def test_the_shared_layers_import_nothing_above_them():
     above = ("farensed.daemon", "farensed.cli", "farensed.results", "farensed.worker", "farensed.demo")
-    for sub in ("core", "memory", "scoring"):
+    for sub in ("core", "memory", "scoring", "serving"):
         files = package_files(sub)
         assert files, sub
         assert importers_of(above, files) == {}, sub

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from farensed.core.formats import Downshift, MemoryMode, MemoryModel, ProbePoint
+from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 
 MB = 1024**2
@@ -216,6 +217,6 @@ def test_describe_lists_the_measured_sizes_when_there_are_points():
 
 
 def test_mlx_is_held_below_the_planned_share_on_a_gpu_and_to_the_budget_on_a_cpu():
-    budget = 12 * memplan.GB
+    budget = 12 * GIB
     gpu, cpu = memplan.mlx_limit_bytes(budget, gpu=True), memplan.mlx_limit_bytes(budget, gpu=False)
     assert gpu < budget * (1 - memplan.MARGIN) < cpu == budget

@@ -106,3 +106,12 @@ def test_a_first_load_or_compile_is_not_a_stall():
 def test_sigterm_we_sent_during_loading_is_a_graceful_stop():
     assert classify(-signal.SIGTERM, stop_sent=True).kind == "stopped"
     assert classify(-signal.SIGTERM, stop_sent=False).kind == "crash"
+
+
+def test_a_job_that_ended_early_is_done_with_its_reason():
+    # Given a worker that exited 0 with a reason in training_state (patience)
+    why = "stopped early: no better adapters in 2 evals ([evaluate] patience), at step 4 of 12; best adapters at step 0"
+    # Then the job is done, and the reason is the record's
+    decision = decide(Outcome("ok", "exit 0"), None, 0, 3, 0, why)
+    assert (decision.action, decision.reason) == ("done", why)
+    assert decide(Outcome("ok", "exit 0"), None, 0, 3, 0, None).reason is None

@@ -1,5 +1,5 @@
 """Answer scores without a model: Portuguese normalization, exact match and F1, which questions are
-asked, how many fit the time budget, and the [evaluate] section."""
+asked (a fixed order and count, the probe's sets), and the [evaluate] section."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from farensed.core.jobfile import parse_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import REPO_ROOT, Home
 from farensed.scoring.metrics import exact_match, f1, normalize
-from farensed.scoring.questions import held_out, means, planned_count, prompt_questions, scored
+from farensed.scoring.questions import held_out, means, probe_sets, prompt_questions, scored, scored_questions
 
 JOB = 'schema_version = 1\nname = "s"\nmodel = "m"\ndata = "{data}"\n'
 
@@ -53,18 +53,20 @@ def _data(tmp_path, rows: list[dict], name: str = "train.jsonl"):
     return folder
 
 
-def test_held_out_questions_come_from_test_jsonl_in_a_seeded_order():
+def test_held_out_questions_come_from_test_jsonl_in_one_fixed_order_whatever_the_seed():
     # Given the sample data (train, valid and test.jsonl)
     spec = parse_job(JOB.format(data="data"))
-    # When the held-out questions are taken twice, and with another seed
+    # When the held-out questions are taken twice, and for a job with another training seed
     first, again = held_out(spec, Home(REPO_ROOT)), held_out(spec, Home(REPO_ROOT))
     other = held_out(spec.model_copy(update={"training": spec.training.model_copy(update={"seed": 1})}),
                      Home(REPO_ROOT))
-    # Then they are test.jsonl's 52, each with its chat prompt (system + user) and reference, in an order
-    # fixed by the seed
+    # Then they are test.jsonl's 52, each with its chat prompt (system + user) and reference, in the
+    # same order every time, not the file's (a sample of them is spread over the file)
     assert first.data.endswith("test.jsonl") and len(first.questions) == 52 and first.unaskable == 0
     assert [q.source for q in first.questions] == [q.source for q in again.questions]
-    assert [q.source for q in first.questions] != [q.source for q in other.questions]
+    assert [q.source for q in first.questions] == [q.source for q in other.questions]
+    assert [q.source for q in first.questions] != sorted((q.source for q in first.questions),
+                                                         key=lambda s: int(s.rsplit(":", 1)[1]))
     q = first.questions[0]
     assert [m["role"] for m in q.messages] == ["system", "user"] and q.reference and q.text == q.messages[1]["content"]
 
@@ -107,17 +109,43 @@ def test_a_prompt_that_is_a_question_of_the_data_gets_its_answer_as_reference():
     assert row.answers["base"].f1 is None and means([row], "prompt") == {}
 
 
-def test_auto_takes_as_many_examples_as_fit_the_budget_and_at_least_one():
-    # Given estimated costs of 0.25 s per held-out question
-    costs = [0.25] * 52
-    # Then "auto" takes the questions, in order, while their costs fit the budget, at least one;
-    # a count is taken as given, up to what there is
-    assert planned_count("auto", costs, budget_seconds=3.0) == 12
-    assert planned_count("auto", costs, budget_seconds=0.1) == 1
-    assert planned_count("auto", costs[:10], budget_seconds=60) == 10
-    assert planned_count("auto", [1.0, 5.0, 1.0], budget_seconds=3.0) == 1  # stops at the first that does not fit
-    assert planned_count(7, costs, 0.0) == 7 and planned_count(70, costs, 0.0) == 52
-    assert planned_count(0, costs, 10.0) == 0 and planned_count("auto", [], 10.0) == 0
+def test_the_final_scoring_takes_a_fixed_count_all_when_there_are_fewer():
+    # Given the sample's 52 held-out questions
+    spec = parse_job(JOB.format(data="data"))
+    held = held_out(spec, Home(REPO_ROOT))
+    # Then the default 64 takes them all, a count takes the first of the fixed order, 0 none
+    assert scored_questions(spec, held) == held.questions
+    spec.evaluate.examples = 7
+    assert scored_questions(spec, held) == held.questions[:7]
+    spec.evaluate.examples = 0
+    assert scored_questions(spec, held) == []
+
+
+def test_the_probe_asks_test_jsonl_or_else_a_training_and_a_validation_sample(tmp_path):
+    from farensed.core.datasets import load_splits
+
+    # Given the sample data with its test.jsonl, and the same train and valid files without it
+    spec = parse_job(JOB.format(data="data"))
+    with_test = probe_sets(spec, Home(REPO_ROOT), load_splits(REPO_ROOT / "data"))
+    folder = tmp_path / "notest"
+    folder.mkdir()
+    for name in ("train.jsonl", "valid.jsonl"):
+        (folder / name).write_bytes((REPO_ROOT / "data" / name).read_bytes())
+    without = probe_sets(parse_job(JOB.format(data=folder)), Home(tmp_path), load_splits(folder))
+    # Then with a test set: its first 32 questions of the fixed order, the final scoring's first ones
+    [held] = with_test
+    assert (held.name, held.field, len(held.questions)) == ("held_out", "probe", 32)
+    assert held.questions == held_out(spec, Home(REPO_ROOT)).questions[:32]
+    # And without one: 32 training questions (they decide best) and, beside them, 32 validation ones
+    assert [(s.name, s.field, len(s.questions)) for s in without] == [("train", "probe", 32),
+                                                                      ("valid", "probe_valid", 32)]
+    assert all(q.source.startswith(str(folder / "train.jsonl")) for q in without[0].questions)
+    # And the same data gives the same questions for any training seed; probe = 0 asks none
+    reseeded = parse_job(JOB.format(data=folder) + "[training]\nseed = 7\n")
+    assert [s.info().digest for s in probe_sets(reseeded, Home(tmp_path), load_splits(folder, seed=7))] == \
+        [s.info().digest for s in without]
+    assert probe_sets(parse_job(JOB.format(data="data") + "[evaluate]\nprobe = 0\n"), Home(REPO_ROOT),
+                      load_splits(REPO_ROOT / "data")) == []
 
 
 def test_means_per_model_over_one_kind():
@@ -132,16 +160,35 @@ def test_means_per_model_over_one_kind():
 def test_evaluate_section_defaults_and_checks():
     # Given a job without [evaluate] (as every job before it), and ones with it
     spec = parse_job(JOB.format(data="d"))
-    # Then the defaults answer "auto" examples in a tenth of the training time
-    assert (spec.evaluate.examples, spec.evaluate.time_fraction, spec.evaluate.data) == ("auto", 0.1, None)
+    # Then the defaults answer 64 questions at the end, probe 32 at every eval, choose by answers
+    ev = spec.evaluate
+    assert (ev.examples, ev.probe, ev.select, ev.patience, ev.data, ev.warnings) == (64, 32, "answers", 0, None, [])
     assert parse_job(JOB.format(data="d") + "[evaluate]\nexamples = 0\n").evaluate.examples == 0
     assert parse_job(JOB.format(data="d") + "[evaluate]\nexamples = 40\n").evaluate.examples == 40
     # And a wrong value or key is one clear problem each
     with pytest.raises(JobFileError) as e:
-        parse_job(JOB.format(data="d") + '[evaluate]\nexamples = "all"\ntime_fracton = 0.2\n')
+        parse_job(JOB.format(data="d") + '[evaluate]\nexamples = "all"\nselect = "loss"\nprobes = 3\n')
     lines = str(e.value).splitlines()
-    assert len(lines) == 2 and 'expected "auto", 0 (none) or a count' in lines[0]
-    assert "did you mean time_fraction?" in lines[1]
+    assert len(lines) == 3 and "expected 0 (none) or a count of questions (got 'all')" in lines[0]
+    assert "evaluate.select" in lines[1] and "did you mean probe?" in lines[2]
+
+
+def test_an_old_job_file_with_examples_auto_runs_with_the_default_count_and_a_warning(tmp_path):
+    from farensed.core.checks import check_job
+
+    # Given a job file written for farensed 0.1: examples = "auto" and its time_fraction
+    text = JOB.format(data="d") + '[evaluate]\nexamples = "auto"\ntime_fraction = 0.2\n'
+    # When it is parsed (the worker, the daemon) and validated
+    spec = parse_job(text)
+    job = tmp_path / "old.toml"
+    job.write_text(text)
+    rep = check_job(job, Home(tmp_path), check_paths=False)
+    # Then it is valid, scores the default 64 questions, and both keys are warned about with their lines
+    assert spec.evaluate.examples == 64 and rep.ok
+    assert [n for n in rep.notes if n.startswith("warning:")] == [
+        f'warning: {job}:6: evaluate.examples = "auto" is retired (scores were not comparable): 64 questions are'
+        " answered instead; write examples = N",
+        f'warning: {job}:7: evaluate.time_fraction is retired with examples = "auto" and has no effect; remove it']
 
 
 def test_files_written_before_scoring_existed_still_load():
@@ -156,7 +203,7 @@ def test_files_written_before_scoring_existed_still_load():
     s = TrainingSummary.model_validate(summary)
     assert s.scores is None and s.compile_seconds == 0.0
     assert TrainingState.model_validate(state).scoring is None
-    assert JobSpec.model_validate({"name": "n", "model": "m", "data": "d"}).evaluate.examples == "auto"
+    assert JobSpec.model_validate({"name": "n", "model": "m", "data": "d"}).evaluate.examples == 64
 
 
 def test_validate_names_a_missing_held_out_file(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from farensed.core.atomic import atomic_write_text, fsync_dir
 from farensed.core.errors import FarensedError
+from farensed.core.safe_read import kind
 from farensed.core.states import STATES
 
 
@@ -45,8 +46,13 @@ class SpoolDirs:
     def job_file(self, state: str, job_id: str) -> Path:
         return self.state(state) / f"{job_id}.toml"
 
+    @property
+    def all(self) -> tuple[Path, ...]:
+        """The spool and every folder in it: what other users must not be able to write."""
+        return (self.root, self.jobs, self.requests, *(self.state(s) for s in STATES))
+
     def ensure(self) -> None:
-        for d in (self.root, self.jobs, self.requests, *(self.state(s) for s in STATES)):
+        for d in self.all:
             try:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -66,8 +72,8 @@ def dropped_files(root: Path) -> list[Path]:
         return []
     found = []
     for e in entries:
-        # symlinks are listed too, so that they are rejected with a reason, not silently left
-        if e.name.endswith(".toml") and not ignored(e.name) and (e.is_file(follow_symlinks=False) or e.is_symlink()):
+        # symlinks, FIFOs and devices are listed too, so that they are rejected with a reason, not left
+        if e.name.endswith(".toml") and not ignored(e.name) and not e.is_dir(follow_symlinks=False):
             try:
                 found.append((e.stat(follow_symlinks=False).st_mtime_ns, e.name, Path(e.path)))
             except FileNotFoundError:
@@ -109,28 +115,32 @@ def find_job_file(dirs: SpoolDirs, job_id: str) -> Path | None:
 
 
 def permission_problem(root: Path) -> tuple[str, str] | None:
-    """(problem, fix) when other users could drop jobs into the spool (a job names code paths and
-    models we load), else None. The daemon refuses to start; doctor reports it."""
+    """(problem, fix) when other users could write into this folder of the home (a job names code paths
+    and models we load; a record says which folder a job writes), else None. The daemon refuses to
+    start; doctor reports it."""
     st = root.stat()
     if st.st_uid != os.getuid():
-        return (f"{root}: spool belongs to uid {st.st_uid}, not to the daemon's user {os.getuid()}",
+        return (f"{root}: belongs to uid {st.st_uid}, not to the daemon's user {os.getuid()}",
                 f"chown {os.getuid()} {root}")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{root}: spool is writable by other users ({stat.filemode(st.st_mode)})", f"chmod go-w {root}"
+        return f"{root}: writable by other users ({stat.filemode(st.st_mode)})", f"chmod go-w {root}"
     return None
 
 
-def check_spool_permissions(root: Path) -> None:
-    """Refuse a spool other users could drop jobs into."""
-    problem = permission_problem(root)
-    if problem is not None:
-        raise FarensedError(f"{problem[0]}; run: {problem[1]}")
+def check_spool_permissions(dirs: SpoolDirs, home_root: Path) -> None:
+    """Refuse a home, spool or spool folder (queued/, jobs/, requests/, ...) that other users could write."""
+    for folder in (home_root, *dirs.all):
+        problem = permission_problem(folder)
+        if problem is not None:
+            raise FarensedError(f"{problem[0]}; run: {problem[1]}")
 
 
 def ownership_problem(path: Path, st: os.stat_result, uid: int) -> str | None:
     """Why a dropped job file is refused unread: a symlink, or owned by someone else."""
     if stat.S_ISLNK(st.st_mode):
         return f"{path}: is a symbolic link; drop the job file itself"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: is {kind(st.st_mode)}, not a regular file; drop the job file itself"
     if st.st_uid != uid:
         return f"{path}: owned by uid {st.st_uid}, not by the daemon's user {uid}"
     return None
