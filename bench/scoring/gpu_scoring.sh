@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ON THE ACCELERATOR (after ../shared/gpu/stage and device-setup.sh; carry .device and bench/device-inputs):
-#   bash bench/scoring/gpu_scoring.sh answers   # batched vs one at a time, 64 questions, base/best/final, 7B shape
+#   bash bench/scoring/gpu_scoring.sh answers   # batched vs one at a time, 64 questions x 48 tokens, base/best/final
 #   bash bench/scoring/gpu_scoring.sh probe     # the probe's cost on the guide's job (7B shape, the user's data)
 # Here first: bench/memory/gpu_prepare.sh. Results in $OUT (default bench/results/gpu).
 set -uo pipefail
@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 case "${1:-answers}" in
 answers)
   timeout --signal=INT 520 $PY -m bench.scoring.batched_answers --model "$MODEL" --data "$IN/mirobaldo-3.0.jsonl" \
-    -n 64 --json "$OUT/batched.json" 2>&1 | tee "$OUT/batched.txt" ;;
+    -n 64 --max-tokens "${MAX_TOKENS:-48}" --json "$OUT/batched.json" 2>&1 | tee "$OUT/batched.txt" ;;
 probe)
   home=$(mktemp -d); mkdir -p "$home/models" "$home/checkpoints/probe"; ln -s "$MODEL" "$home/models/m"
   cat > "$home/checkpoints/probe/job.toml" <<JOB

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from farensed import __version__
-from farensed.core.errors import FarensedError
+from farensed.core.errors import FarensedError, StateError
 from farensed.core.paths import Home
 from farensed.core.spool import records
 from farensed.core.spool.folders import SpoolDirs
+from farensed.core.spool.lock import holder_pid
 from farensed.core.status import DaemonInfo, Status, build, daemon_state
 
 
@@ -19,7 +20,11 @@ def job(home: Home, job_id: str) -> records.JobRecord:
     path = records.record_path(dirs(home).jobs, job_id)
     if not path.exists():
         raise FarensedError(f"{path}: no job {job_id!r} in {home.spool}")
-    return records.load(dirs(home).jobs, job_id)
+    try:
+        return records.load(dirs(home).jobs, job_id)
+    except StateError as e:
+        raise FarensedError(f"{e}; farensed writes it again (within seconds while it runs, else when it"
+                            " starts): try again then") from None
 
 
 def current_status(home: Home) -> Status:
@@ -27,7 +32,8 @@ def current_status(home: Home) -> Status:
     st, state = daemon_state(home)
     if state == "up":
         return st
-    info = DaemonInfo(pid=st.daemon.pid if st else None, version=st.daemon.version if st else __version__,
+    pid = st.daemon.pid if st else holder_pid(home.lock_file)  # torn status.json: the lock still names it
+    info = DaemonInfo(pid=pid, version=st.daemon.version if st else __version__,
                       started_at=st.daemon.started_at if st else None,
                       heartbeat=st.daemon.heartbeat if st else None, state=state)
     return build(records.load_all(dirs(home).jobs), info, None)

@@ -463,8 +463,23 @@ def read_model(path: Path, model: type[BaseModel]):
         return model.model_validate_json(Path(path).read_bytes())
     except FileNotFoundError:
         raise StateError(f"{path}: not found") from None
-    except (ValidationError, ValueError) as e:
+    except OSError as e:  # a folder in its place, no permission
+        raise StateError(f"{path}: cannot read it: {e.strerror}") from None
+    except ValidationError as e:
+        raise StateError(f"{path}: not a valid {model.__name__}: {first_error(e)}") from None
+    except ValueError as e:
         raise StateError(f"{path}: not a valid {model.__name__}: {e}") from None
+
+
+def first_error(e: ValidationError) -> str:
+    """One line for a pydantic error (its first problem, and how many more), never its multi-line text."""
+    errors = e.errors(include_url=False)
+    if not errors:
+        return "not valid"
+    err = errors[0]
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return (f"{where}: " if where else "") + err.get("msg", "not valid") + more
 
 
 def read_jsonl_rows(path: Path, model: type[BaseModel]) -> list:

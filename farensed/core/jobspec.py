@@ -161,6 +161,8 @@ class Evaluate(_JobModel):
     patience: int = Field(0, ge=0, le=COUNT, description="end the job (done) after this many evals without a better"
                           " best; 0 = never")
     data: str | None = Field(None, description="a .jsonl of questions; default test.jsonl, else the validation split")
+    probe_max_tokens: int = Field(48, ge=0, le=1 << 20,
+                                  description="longest answer of the probe at evals; 0 = as the final scoring's")
     max_tokens: int = Field(0, ge=0, le=1 << 20, description="longest answer; 0 = twice the reference's tokens plus 16")
     _retired: list[str] = PrivateAttr(default_factory=list)  # retired keys this file used (mapped, warned about)
 

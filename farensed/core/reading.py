@@ -6,6 +6,8 @@ formats.read_model raises StateError naming the file; the readers of run folders
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from farensed.core.errors import StateError
@@ -18,3 +20,15 @@ def read_or_none(path: Path, model):
         return read_model(path, model)
     except StateError:
         return None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable state file out of the way (`NAME.unreadable-TIME`), its bytes kept for a
+    person to look at; never over an earlier one."""
+    stamp, n = int(time.time()), 1
+    aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.unreadable-{stamp}-{n}")
+    os.rename(path, aside)
+    return aside

@@ -66,8 +66,11 @@ def daemon_note(st) -> str:
     d = st.daemon
     if d.state == "not_running":
         return "farensed is not running (showing the spool as it is; requests wait for its start)"
+    if d.state == "stale" and d.heartbeat is None:  # status.json missing or torn just now: no heartbeat to age
+        return (f"farensed (pid {d.pid or '?'}) holds the lock, but its status.json could not be read just now"
+                " (it is rewritten every 2 s); showing the spool as it is")
     if d.state == "stale":
-        return f"farensed (pid {d.pid}) holds the lock but its heartbeat is {time.time() - (d.heartbeat or 0):.0f}s old"
+        return f"farensed (pid {d.pid}) holds the lock but its heartbeat is {time.time() - d.heartbeat:.0f}s old"
     line = f"farensed {d.state} (pid {d.pid}, up {time.time() - (d.started_at or time.time()):.0f}s)"
     relax = getattr(d, "metal_relax", None)
     return line + (f"; Metal watchdog: {relax}" if relax and not relax.startswith("not applicable") else "")

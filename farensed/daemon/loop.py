@@ -1,6 +1,7 @@
 """The daemon: recover, then loop over named phases until told to stop.
 
-    reap_worker(); apply_requests(); check_power(); scan_spool(); start_next(); publish_status()
+    reap_worker(); sync_records(); apply_requests(); check_power(); scan_spool(); start_next();
+    publish_status()
 
 No phase can end the loop: one job's problem fails that job (guard.for_job), any other
 error is logged as phase_failed and the next tick tries again (guard.phase).
@@ -30,9 +31,10 @@ from farensed.daemon.guard import Guard, phase
 from farensed.daemon.intake import Stability, scan_spool
 from farensed.daemon.power import check_power
 from farensed.daemon.reap import reap_worker, stop_worker
+from farensed.daemon.record_files import RecordFiles, sync_records
 from farensed.daemon.recovery import recover
 from farensed.daemon.start import start_next
-from farensed.daemon.transition import admit, transition
+from farensed.daemon.transition import admitted, transitioned
 from farensed.daemon.worker_process import Worker, kill
 from farensed.host import blas, metal
 
@@ -56,16 +58,23 @@ class Daemon:
         self.on_battery = False
         self.blas_in_use = blas.inspect().in_use  # fixed for the daemon's life; not re-probed every publish
         self.guard = Guard(log)
+        self.files = RecordFiles(self.dirs, log)  # what did not reach disk is written again each tick
         self.metal_relax = metal.describe(dict(os.environ), cfg.metal_relax)
 
     # --- record keeping: every change goes through here --------------------------------
     def admit(self, rec: records.JobRecord, recovered: bool = False) -> records.JobRecord:
-        self.records[rec.id] = rec = admit(self.dirs, rec, self.log, recovered)
+        self.records[rec.id] = rec = admitted(rec, recovered)
+        self.files.write(rec)
+        self.log.info("job_transition", job_id=rec.id, old=None, new=rec.state, reason=rec.reason)
         self.dirty = True
         return rec
 
     def move(self, rec: records.JobRecord, new: str, reason: str | None, **changes) -> records.JobRecord:
-        self.records[rec.id] = rec = transition(self.dirs, rec, new, self.log, reason, **changes)
+        """The one state change: in memory at once (the truth), on disk now or at a later tick."""
+        old, rec = rec.state, transitioned(rec, new, reason, **changes)
+        self.records[rec.id] = rec
+        self.files.write(rec)
+        self.log.info("job_transition", job_id=rec.id, old=old, new=new, reason=reason)
         self.dirty = True
         if new in FINISHED:
             summary = Path(rec.output_dir or "") / SUMMARY
@@ -86,14 +95,15 @@ class Daemon:
                  "paused_by": "disk" if to == "paused" else None}
         try:
             self.move(rec, to, reason, **reset)
-        except Exception as e:  # noqa: BLE001 - the record cannot be written: keep the truth in memory
+        except Exception as e:  # noqa: BLE001 - e.g. its job file is gone: keep the truth in memory
             self.log.error("job_record_not_saved", job_id=job_id, state=to, error=str(e))
-            self.records[job_id] = rec.model_copy(update={"state": to, "reason": reason, **reset})
+            self.records[job_id] = rec = rec.model_copy(update={"state": to, "reason": reason, **reset})
+            self.files.unsaved.add(job_id)
             self.dirty = True
 
     def save(self, rec: records.JobRecord, **changes) -> records.JobRecord:
         self.records[rec.id] = rec = rec.model_copy(update=changes)
-        records.save(self.dirs.jobs, rec)
+        self.files.write(rec)
         self.dirty = True
         return rec
 
@@ -125,6 +135,8 @@ class Daemon:
         while True:
             with phase(self, "reap_worker"):
                 reap_worker(self)
+            with phase(self, "sync_records"):
+                sync_records(self)
             for name, run_phase in PHASES if not self.stopping else ():
                 with phase(self, name):
                     run_phase(self)

@@ -11,7 +11,7 @@ from farensed.core.atomic import atomic_write_json
 from farensed.core.formats import JOB_FILE, TRAINING_STATE, TrainingState
 from farensed.core.jobfile import load_job
 from farensed.core.reading import read_or_none
-from farensed.core.run_folder import fresh_training_state
+from farensed.core.run_folder import read_training_state
 from farensed.core.spool.records import JobRecord
 from farensed.daemon import policy, unattended
 from farensed.daemon.guard import for_job
@@ -67,14 +67,10 @@ def settle(d: Daemon, w: Worker, rc: int) -> None:
                paused_by=held if decision.action == "pause" else None, **common)
 
 
-def fresh_state(run_dir: Path) -> TrainingState:
-    return fresh_training_state(load_job(run_dir / JOB_FILE))
-
-
 def restart(d: Daemon, rec: JobRecord, decision: policy.Decision, outcome: policy.Outcome, common: dict) -> None:
     """Schedule the same run again (after a back-off); lower the micro-batch first when memory ran out."""
     run_dir, now = Path(rec.output_dir), time.time()
-    state = read_or_none(run_dir / TRAINING_STATE, TrainingState) or fresh_state(run_dir)
+    state = read_training_state(run_dir, load_job(run_dir / JOB_FILE), d.log)  # a torn one is set aside
     if decision.downshift:
         floor = load_job(run_dir / JOB_FILE).memory.min_micro_batch
         source = "gpu_fault" if outcome.kind == "gpu_fault" else "process_death"

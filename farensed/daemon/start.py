@@ -12,6 +12,7 @@ from farensed.core.jobfile import load_job
 from farensed.core.model_source import looks_like_hub_id
 from farensed.core.paths import Home
 from farensed.core.run_folder import prepare_run
+from farensed.core.spool.folders import find_job_file
 from farensed.core.states import BUSY
 from farensed.daemon import policy, unattended
 from farensed.daemon.guard import for_job
@@ -33,7 +34,8 @@ def start_next(d: Daemon) -> None:
         return
     rec = d.records[job_id]
     with for_job(d, rec.id, "start_next", f"{rec.output_dir}: cannot start the worker"):
-        job_file = d.dirs.job_file(rec.state, rec.id)
+        # where the file is: while its record cannot be written (a full disk) it may lag behind the state
+        job_file = find_job_file(d.dirs, rec.id) or d.dirs.job_file(rec.state, rec.id)
         preflight(job_file, d.home, rec.model_local)
         run_dir = prepare_run(job_file, Path(rec.output_dir))
         if rec.state == "queued":

@@ -18,6 +18,15 @@ class TransitionError(FarensedError):
 def transition(dirs: SpoolDirs, rec: JobRecord, new: str, log, reason: str | None = None,
                now: float | None = None, **changes) -> JobRecord:
     """Move `rec` to state `new`: record first (the truth), then the job file into its folder."""
+    new_rec = transitioned(rec, new, reason, now, **changes)
+    persist(dirs, new_rec)
+    log.info("job_transition", job_id=rec.id, old=rec.state, new=new, reason=reason)
+    return new_rec
+
+
+def transitioned(rec: JobRecord, new: str, reason: str | None = None, now: float | None = None,
+                 **changes) -> JobRecord:
+    """The record after the move to `new` (nothing written); TransitionError when it is not allowed."""
     if not can_move(rec.state, new):
         raise TransitionError(f"job {rec.id}: cannot go from {rec.state} to {new}")
     now = time.time() if now is None else now
@@ -27,11 +36,13 @@ def transition(dirs: SpoolDirs, rec: JobRecord, new: str, log, reason: str | Non
         upd.setdefault("started_at", now)
     if new in FINISHED:
         upd.setdefault("finished_at", now)
-    new_rec = rec.model_copy(update=upd)
-    records.save(dirs.jobs, new_rec)
-    place_file(dirs, new_rec, missing_ok=new == "failed")
-    log.info("job_transition", job_id=rec.id, old=rec.state, new=new, reason=reason)
-    return new_rec
+    return rec.model_copy(update=upd)
+
+
+def persist(dirs: SpoolDirs, rec: JobRecord) -> None:
+    """Write the record, then put the job file where its state says (a failed job's file may be gone)."""
+    records.save(dirs.jobs, rec)
+    place_file(dirs, rec, missing_ok=rec.state == "failed")
 
 
 def place_file(dirs: SpoolDirs, rec: JobRecord, missing_ok: bool = False) -> None:
@@ -51,10 +62,15 @@ def place_file(dirs: SpoolDirs, rec: JobRecord, missing_ok: bool = False) -> Non
 def admit(dirs: SpoolDirs, rec: JobRecord, log, recovered: bool = False) -> JobRecord:
     """Record a job that was just claimed (its file already renamed into its state folder).
     `recovered`: a job file found in a state folder without a readable record, taken as it is."""
-    if not recovered and not can_move(None, rec.state):
-        raise TransitionError(f"job {rec.id}: a new job cannot start as {rec.state}")
-    rec = rec.model_copy(update={"history": [records.Transition(from_state=None, to_state=rec.state,
-                                                                  at=rec.since, reason=rec.reason)]})
+    rec = admitted(rec, recovered)
     records.save(dirs.jobs, rec)
     log.info("job_transition", job_id=rec.id, old=None, new=rec.state, reason=rec.reason)
     return rec
+
+
+def admitted(rec: JobRecord, recovered: bool = False) -> JobRecord:
+    """The first record of a job (its history started); TransitionError when it cannot start so."""
+    if not recovered and not can_move(None, rec.state):
+        raise TransitionError(f"job {rec.id}: a new job cannot start as {rec.state}")
+    return rec.model_copy(update={"history": [records.Transition(from_state=None, to_state=rec.state,
+                                                                   at=rec.since, reason=rec.reason)]})

@@ -65,34 +65,48 @@ def notifier() -> str:
     return "notify-send" if shutil.which("notify-send") else "off"
 
 
+def printable(text: str) -> str:
+    """`text` fit for an argument or an environment value: a NUL (which no exec can pass) as \\x00."""
+    return text.replace("\x00", "\\x00")
+
+
 def hook_env(rec, summary: str | None) -> dict[str, str]:
-    return {**os.environ, "FARENSED_JOB_ID": rec.id, "FARENSED_JOB_NAME": rec.name, "FARENSED_JOB_STATE": rec.state,
+    ours = {"FARENSED_JOB_ID": rec.id, "FARENSED_JOB_NAME": rec.name, "FARENSED_JOB_STATE": rec.state,
             "FARENSED_OUTPUT_DIR": rec.output_dir or "", "FARENSED_REASON": rec.reason or "",
             "FARENSED_SUMMARY": summary or ""}
+    return {**os.environ, **{k: printable(v) for k, v in ours.items()}}
 
 
-def _run_quietly(cmd, log, **kw) -> None:
+def _run_quietly(cmd, log, **kw) -> bool:
+    """Run one notification or hook command; False (and a warning) if it could not run or failed."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
-        if proc.returncode:
-            log.warning("notify_command_failed", command=str(cmd)[:200], code=proc.returncode,
-                        stderr=proc.stderr.strip()[-300:])
-    except (OSError, subprocess.TimeoutExpired) as e:
+    except Exception as e:  # noqa: BLE001 - nothing a command does may end the thread unlogged
         log.warning("notify_command_failed", command=str(cmd)[:200], error=str(e))
+        return False
+    if proc.returncode:
+        log.warning("notify_command_failed", command=str(cmd)[:200], code=proc.returncode,
+                    stderr=proc.stderr.strip()[-300:])
+    return proc.returncode == 0
+
+
+def _announce(job_id: str, state: str, cmds: list, log) -> None:
+    ok = sum(_run_quietly(cmd, log, **kw) for cmd, kw in cmds)
+    log.info("job_finished_notified", job_id=job_id, state=state, commands=len(cmds), succeeded=ok)
 
 
 def job_finished(rec, summary_path: str | None, hook: str | None, log) -> None:
-    """Notification and hook for a job that reached done/failed/cancelled; never blocks the loop."""
-    title = f"farensed: {rec.id} {rec.state}"
-    message = rec.reason or ("trained; results in " + (rec.output_dir or "?"))
+    """Notification and hook for a job that reached done/failed/cancelled, in a thread (never blocks
+    the loop), which logs job_finished_notified once they have run."""
+    title = printable(f"farensed: {rec.id} {rec.state}")
+    message = printable(rec.reason or ("trained; results in " + (rec.output_dir or "?")))
     cmds = []
     if (cmd := notification_command(title, message, notifier())) is not None:
         cmds.append((cmd, {}))
     if hook:
         cmds.append((hook, {"shell": True, "env": hook_env(rec, summary_path)}))
-    for cmd, kw in cmds:
-        threading.Thread(target=_run_quietly, args=(cmd, log), kwargs=kw, daemon=True).start()
-    log.info("job_finished_notified", job_id=rec.id, state=rec.state, hook=bool(hook), commands=len(cmds))
+    if cmds:
+        threading.Thread(target=_announce, args=(rec.id, rec.state, cmds, log), daemon=True).start()
 
 
 def on_battery() -> bool | None:

@@ -97,11 +97,14 @@ def progress_signature(run_dir: Path) -> tuple:
     return tuple(sig)
 
 
-def progress_phase(run_dir: Path) -> str | None:
-    """progress.json's `phase` (loading, compiling, training, ...), read without the model: cheap."""
+def progress_phase(run_dir: Path, since: float = 0.0) -> str | None:
+    """progress.json's `phase` (loading, compiling, training, ...), read without the model: cheap.
+    None when it was written before `since`: a restarted worker that has not written yet is starting,
+    whatever the last one's file says (its "training" would deny the new one the start-up allowance)."""
     try:
-        return json.loads((run_dir / PROGRESS).read_text(encoding="utf-8")).get("phase")
-    except (OSError, ValueError, AttributeError):
+        raw = json.loads((run_dir / PROGRESS).read_text(encoding="utf-8"))
+        return raw.get("phase") if raw.get("updated_at", 0.0) >= since else None
+    except (OSError, ValueError, AttributeError, TypeError):
         return None
 
 
@@ -111,7 +114,7 @@ def observe(w: Worker, now: float) -> None:
     sig = progress_signature(w.run_dir)
     if sig != w.last_sig:
         w.last_sig, w.last_change = sig, now
-        w.phase = progress_phase(w.run_dir)
+        w.phase = progress_phase(w.run_dir, since=w.started)
         nudge_launcher(w)
     try:
         proc = psutil.Process(w.pid)

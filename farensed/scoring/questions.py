@@ -108,18 +108,21 @@ class ProbeSet:
 
 
 def probe_sets(spec: JobSpec, home: Home, splits: Splits) -> list[ProbeSet]:
-    """The held-out file's first `probe` questions; without one (evaluate.data, test.jsonl), as
-    many training questions (did it learn the facts?) and validation questions (does it carry
-    over to facts it never saw?). Empty sets are left out; [] with probe = 0."""
+    """The held-out file's first `probe` questions; without one (evaluate.data, test.jsonl), half as
+    many training questions (did it learn the facts?) and as many validation questions (does it
+    carry over to facts it never saw?): `probe` in all, so a probe costs the same either way.
+    Empty sets are left out; [] with probe = 0."""
     n = spec.evaluate.probe
     if n == 0:
         return []
     if spec.evaluate.data or splits.test:
         sets = [ProbeSet("held_out", "probe", held_out(spec, home, splits), n)]
     else:
-        sets = [ProbeSet("train", "probe", askable(splits.train, f"the training split ({splits.source})", "train"), n),
+        half = max(1, n // 2)
+        sets = [ProbeSet("train", "probe", askable(splits.train, f"the training split ({splits.source})", "train"),
+                         half),
                 ProbeSet("valid", "probe_valid", askable(splits.valid, f"the validation split ({splits.source})",
-                                                         "valid"), n)]
+                                                         "valid"), max(1, n - half))]
     return [s for s in sets if s.questions]
 
 

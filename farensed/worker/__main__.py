@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     run = None
     try:
         from farensed.worker import distributed
-        from farensed.worker.checkpoint import NoSpace
+        from farensed.worker.disk import NoSpace
         from farensed.worker.finish import complete, finish
         from farensed.worker.memory import OomExhausted
         from farensed.worker.model import BadJob

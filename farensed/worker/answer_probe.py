@@ -48,13 +48,16 @@ class AnswerProbe:
     def __init__(self, spec: JobSpec, home: Home, splits: Splits, tokenizer, batch: int = ANSWER_BATCH):
         self.sets: list[ProbeSet] = probe_sets(spec, home, splits)
         self.tokenizer, self.batch = tokenizer, batch
-        self.max_tokens = spec.evaluate.max_tokens
+        self.max_tokens, self.cap = spec.evaluate.max_tokens, spec.evaluate.probe_max_tokens
         self._prompts = {s.field: [prompt_ids(tokenizer, q.messages) for q in s.questions] for s in self.sets}
         self._limits = {s.field: [self._limit(q.reference) for q in s.questions] for s in self.sets}
 
     def _limit(self, reference: str) -> int:
-        """As the final scoring's: the setting, else twice the reference's tokens plus 16."""
-        return self.max_tokens or 2 * len(self.tokenizer.encode(reference, add_special_tokens=False)) + 16
+        """As the final scoring's (the setting, else twice the reference's tokens plus 16), at most
+        probe_max_tokens: the probe compares evals with each other, and long answers made it cost
+        most of a guide-size job on an H200 (the user's references run to hundreds of tokens)."""
+        limit = self.max_tokens or 2 * len(self.tokenizer.encode(reference, add_special_tokens=False)) + 16
+        return min(limit, self.cap) if self.cap else limit
 
     @property
     def questions(self) -> int:

@@ -12,7 +12,6 @@ import mlx.core as mx
 
 from farensed.core.atomic import atomic_write_json, atomic_write_text, fsync_dir, fsync_file
 from farensed.core.checkpoint_manifest import sha256_of, verify
-from farensed.core.errors import FarensedError
 from farensed.core.formats import (
     ADAPTERS,
     CHECKPOINT_NAME,
@@ -24,16 +23,12 @@ from farensed.core.formats import (
     Manifest,
     MetricsRow,
 )
+from farensed.worker.disk import check_space, save_safetensors
 
 # No RNG file: dropout's RNG is reseeded at every step from (seed, step) (Trainer.gradient), so the
 # step number restores it exactly. Checkpoints of older versions hold an rng.safetensors; it is ignored.
 TENSOR_FILES = (ADAPTERS, OPTIMIZER)
 METRICS_FILE = METRICS_JSONL  # the metrics rows up to the checkpoint's step
-DISK_MARGIN = 64 * 1024 * 1024
-
-
-class NoSpace(FarensedError):
-    """Not enough free disk for a checkpoint (the job pauses instead of writing a broken one)."""
 
 
 def name_for(epoch: int, step: int) -> str:
@@ -45,40 +40,48 @@ def step_of(path: Path) -> int:
     return int(m.group(2)) if m else -1
 
 
-def _check_space(out: Path, tensors: dict[str, dict[str, mx.array]], seen_free) -> None:
-    need = sum(a.nbytes for group in tensors.values() for a in group.values()) + DISK_MARGIN
-    free = seen_free(shutil.disk_usage(out).free)
-    if free < need:
-        raise NoSpace(f"{out}: {free // 2**20} MiB free, a checkpoint needs about {need // 2**20} MiB;"
-                      f" free some space, then farensectl resume")
+def size_of(tensors: dict[str, dict[str, mx.array]], metrics_text: str) -> int:
+    """Bytes a checkpoint takes on disk, near enough (its tensors and its copy of the metrics)."""
+    return sum(a.nbytes for group in tensors.values() for a in group.values()) + len(metrics_text.encode())
 
 
 def save(out: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[str, mx.array]],
-         metrics: list[MetricsRow], midway=lambda step: None, seen_free=lambda free: free) -> Path:
-    """Write checkpoint_epoch{E}_step{S}/ atomically and return its path (NoSpace when the
-    disk has less free than the checkpoint plus a margin: nothing is written then)."""
-    _check_space(out, tensors, seen_free)
+         metrics: list[MetricsRow], midway=lambda step, written=None: None, seen_free=lambda free: free) -> Path:
+    """Write checkpoint_epoch{E}_step{S}/ atomically and return its path (NoSpace when the disk
+    has less free than the checkpoint asks for, or refuses a write: nothing is left behind then)."""
+    metrics_text = "".join(r.model_dump_json() + "\n" for r in metrics)
+    check_space(out, size_of(tensors, metrics_text), seen_free)
     final = out / name_for(epoch, state.step)
     tmp = out / f".tmp-{final.name}.{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for fname, arrays in tensors.items():
-        mx.save_safetensors(str(tmp / fname), arrays)
-        fsync_file(tmp / fname)
-        midway(state.step)
-    atomic_write_text(tmp / METRICS_FILE, "".join(r.model_dump_json() + "\n" for r in metrics))
-    atomic_write_json(tmp / CHECKPOINT_STATE, state)
-    names = sorted(p.name for p in tmp.iterdir())
-    manifest = Manifest(step=state.step, epoch=epoch, files={n: sha256_of(tmp / n) for n in names},
-                        sizes={n: (tmp / n).stat().st_size for n in names}, created_at=time.time())
-    atomic_write_json(tmp / MANIFEST, manifest)
+    try:
+        _write_files(tmp, epoch, state, tensors, metrics_text, midway)
+    except BaseException:  # a full disk (or a stop): the half-written folder must not hold the space
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():  # the same step reached again after a resume: replace it
         trash = out / f".trash-{final.name}.{os.getpid()}"
         os.replace(final, trash)
         shutil.rmtree(trash, ignore_errors=True)
     os.replace(tmp, final)
     fsync_dir(out)
+    midway(state.step, final)  # the fault hook, once more with the checkpoint in place
     return final
+
+
+def _write_files(tmp: Path, epoch: int, state: CheckpointState, tensors: dict[str, dict[str, mx.array]],
+                 metrics_text: str, midway) -> None:
+    for fname, arrays in tensors.items():
+        save_safetensors(tmp / fname, arrays)
+        fsync_file(tmp / fname)
+        midway(state.step)
+    atomic_write_text(tmp / METRICS_FILE, metrics_text)
+    atomic_write_json(tmp / CHECKPOINT_STATE, state)
+    names = sorted(p.name for p in tmp.iterdir())
+    manifest = Manifest(step=state.step, epoch=epoch, files={n: sha256_of(tmp / n) for n in names},
+                        sizes={n: (tmp / n).stat().st_size for n in names}, created_at=time.time())
+    atomic_write_json(tmp / MANIFEST, manifest)
 
 
 def candidates(out: Path) -> list[Path]:
@@ -113,10 +116,14 @@ def clean_temp(out: Path) -> None:
 
 
 def prune(out: Path, keep: int, protect: set[str]) -> list[str]:
-    """Delete all but the newest `keep` checkpoints and the protected ones (the best)."""
-    removed = []
-    for path in candidates(out)[keep:]:
-        if path.name not in protect:
+    """Delete all but the newest `keep` checkpoints that verify, and the protected ones (the best).
+    One that does not verify counts for nothing (else it would push out an older good one) and is
+    deleted unless protected: nothing can be resumed from it."""
+    removed, good = [], 0
+    for path in candidates(out):
+        valid = verify(path) is not None
+        good += valid
+        if path.name not in protect and (not valid or good > keep):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     return removed

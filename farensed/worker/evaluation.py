@@ -68,7 +68,8 @@ def _judge(run, val: float | None, probe: ProbeResult | None) -> bool:
         tr.p.best_val_loss, tr.p.best_step, tr.p.evals_since_best = val, tr.p.step, 0
         tr.p.best_score = score if select == "answers" else None
         if run.dist.is_root:
-            outputs.write_adapter_folder(run.dir / BEST_ADAPTERS, adapter_weights(run.model), run.adapter_config)
+            outputs.write_adapter_folder(run.dir / BEST_ADAPTERS, adapter_weights(run.model), run.adapter_config,
+                                         lambda tmp: tr.faults.before_tensor_write(tmp, tr.p.step))
             run.log.info("best_adapters_saved", step=tr.p.step, select=select, probe_f1=score,
                          val_loss=round(val, 4) if val is not None else None)
         return True

@@ -9,7 +9,10 @@ worker starts computing optimizer step STEP (1-based):
   gpu_fault@N    print the ImpactingInteractivity message and abort
   kill@N         SIGKILL itself (like jetsam or the Linux OOM killer)
   kill_in_checkpoint@N   SIGKILL itself halfway through writing the step-N checkpoint
+  corrupt_checkpoint@N   the step-N checkpoint, once in place, gets a damaged byte (a failing disk)
   disk_full@N    the free-space check before the first checkpoint at or after step N sees 0 bytes
+  full_write@N   the first best-adapters file written at or after step N goes to /dev/full, so
+                 mx.save_safetensors meets the kernel's ENOSPC for real (Linux)
   segv@N         SIGSEGV itself (like MLX on Linux CPU out of memory)
   hang@N         stop making progress (sleep) until killed, for the stall watchdog
   term_in_eval@N SIGTERM itself in the middle of the evaluation after step N
@@ -81,10 +84,16 @@ class Faults:
         if ("term_in_eval", step) in self.planned and self._fire_once("term_in_eval", step):
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def in_checkpoint(self, step: int) -> None:
-        """Called between the files of a checkpoint being written."""
-        if ("kill_in_checkpoint", step) in self.planned and self._fire_once("kill_in_checkpoint", step):
+    def in_checkpoint(self, step: int, written: Path | None = None) -> None:
+        """Called between the files of a checkpoint being written, and with `written` once it is in place."""
+        planned = lambda kind: (kind, step) in self.planned  # noqa: E731
+        if written is None and planned("kill_in_checkpoint") and self._fire_once("kill_in_checkpoint", step):
             _die("kill")
+        if written is not None and planned("corrupt_checkpoint"):
+            blob = written / "optimizer.safetensors"
+            data = bytearray(blob.read_bytes())
+            data[-1] ^= 0xFF
+            blob.write_bytes(bytes(data))
 
     def in_scoring(self, answered: int) -> None:
         """Called after each answer of the scoring phase is written (N counts answers, not steps)."""
@@ -99,6 +108,13 @@ class Faults:
             if kind == "disk_full" and step >= at and self._fire_once(kind, at):
                 return 0
         return real
+
+    def before_tensor_write(self, path: Path, step: int) -> None:
+        """Called before an adapters file is written to the temp name `path`."""
+        for kind, at in self.planned:
+            if kind == "full_write" and step >= at and self._fire_once(kind, at):
+                path.unlink(missing_ok=True)
+                path.symlink_to("/dev/full")
 
     def nan_at(self, step: int) -> bool:
         return any((k == "nan" and s == step) or (k == "nan_from" and step >= s) for k, s in self.planned)

@@ -58,8 +58,10 @@ def finish(run: Run) -> TrainingSummary:
 
 
 def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
-    """The summary with the answer scores; the run is done."""
-    summary = read_model(run.dir / SUMMARY, TrainingSummary).model_copy(update={"scores": scores})
+    """The summary with the answer scores and the restarts so far (a kill while scoring is one more
+    than the summary written before scoring counted); the run is done."""
+    update = {"scores": scores, "restarts": run.state.restarts}
+    summary = read_model(run.dir / SUMMARY, TrainingSummary).model_copy(update=update)
     atomic_write_json(run.dir / SUMMARY, summary)
     run.write_state("done", summary.stopped_early)
     run.write_progress("done")

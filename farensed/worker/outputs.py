@@ -23,6 +23,7 @@ from farensed.core.formats import (
     TrainingConfig,
 )
 from farensed.core.jobspec import JobSpec
+from farensed.worker import disk
 
 
 def append_metrics(out: Path, row: MetricsRow) -> None:
@@ -45,19 +46,26 @@ def export_metrics(out: Path, rows: list[MetricsRow]) -> None:
     atomic_write_text(out / METRICS_CSV, buf.getvalue())
 
 
-def save_tensors(path: Path, arrays: dict[str, mx.array]) -> None:
-    """mx.save_safetensors through a temp name, so readers never see half a file."""
+def save_tensors(path: Path, arrays: dict[str, mx.array], before_write=lambda tmp: None) -> None:
+    """mx.save_safetensors through a temp name, so readers never see half a file; a write the disk
+    refuses leaves no temp file and raises NoSpace. `before_write(tmp)`: the fault hook's."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.safetensors")
-    mx.save_safetensors(str(tmp), arrays)
-    fsync_file(tmp)
-    os.replace(tmp, path)
+    try:
+        before_write(tmp)
+        disk.save_safetensors(tmp, arrays)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
-def write_adapter_folder(folder: Path, weights: dict[str, mx.array], adapter_config: AdapterConfig) -> None:
+def write_adapter_folder(folder: Path, weights: dict[str, mx.array], adapter_config: AdapterConfig,
+                         before_write=lambda tmp: None) -> None:
     """A folder `mlx_lm.load(model, adapter_path=folder)` and `mlx_lm.fuse` accept as is."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(folder / ADAPTERS, weights)
+    save_tensors(folder / ADAPTERS, weights, before_write)
     atomic_write_json(folder / ADAPTER_CONFIG, adapter_config)
 
 

@@ -31,12 +31,11 @@ from farensed.core.formats import (
     LiveProgress,
     MetricsRow,
     TrainingState,
-    read_model,
 )
 from farensed.core.jobfile import load_job, parse_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.paths import Home
-from farensed.core.run_folder import fresh_training_state
+from farensed.core.run_folder import read_training_state
 from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 from farensed.scoring.questions import held_out, scored_questions
@@ -58,12 +57,9 @@ def tokenize_split(examples: list[Example], tokenizer, spec: JobSpec) -> batchin
     return batching.tokenize([ds.process(ds[i]) for i in range(len(ds))], spec.training.max_seq_length)
 
 
-def initial_state(run_dir: Path, spec: JobSpec) -> TrainingState:
-    """training_state.json as left by the last worker (or the daemon), else a fresh one."""
-    path = run_dir / TRAINING_STATE
-    if path.exists():
-        return read_model(path, TrainingState)
-    return fresh_training_state(spec)
+def initial_state(run_dir: Path, spec: JobSpec, log) -> TrainingState:
+    """training_state.json as left by the last worker (or the daemon), else a fresh one (a torn one set aside)."""
+    return read_training_state(run_dir, spec, log)
 
 
 class Run:
@@ -82,7 +78,7 @@ class Run:
 
         def read() -> dict:
             spec = load_job(path)  # every problem with its line
-            state = initial_state(self.dir, spec).model_dump(mode="json")
+            state = initial_state(self.dir, spec, self.log).model_dump(mode="json")
             return {"job": path.read_text(encoding="utf-8"), "state": state}
         got = self.dist.from_root(read)
         return parse_job(got["job"], str(path)), TrainingState.model_validate(got["state"])

@@ -105,9 +105,9 @@ def test_without_a_test_set_the_training_sample_decides_and_the_validation_sampl
                                                  evaluate={"examples": 2, "probe": 8}))
     # When it runs
     assert run_worker(run) == EXIT_OK
-    # Then each eval scored 8 training questions (probe_*) and 8 validation ones (probe_valid_*)
+    # Then each eval scored half of the 8 on training questions (probe_*), half on validation ones (probe_valid_*)
     sets = _state(run).probe.sets
-    assert [(s.name, s.field, s.questions) for s in sets] == [("train", "probe", 8), ("valid", "probe_valid", 8)]
+    assert [(s.name, s.field, s.questions) for s in sets] == [("train", "probe", 4), ("valid", "probe_valid", 4)]
     assert all(r.probe_f1 is not None and r.probe_valid_f1 is not None for r in _evals(run))
     assert "training questions" in _state(run).probe.why
     # And status says which set is which (read through the run's job record)
@@ -116,8 +116,8 @@ def test_without_a_test_set_the_training_sample_decides_and_the_validation_sampl
     records.save(jobs, records.JobRecord(id="notest", file_name="notest.toml", state="done", since=1.0, seq=1,
                                          submitted_at=1.0, started_at=2.0, output_dir=str(run)))
     out = ctl("status", "notest").stdout
-    assert "probe_f1        8 training questions" in out and "did it learn the facts? - decides the best" in out
-    assert "probe_valid_f1  8 validation questions" in out and "facts it never saw?" in out
+    assert "probe_f1        4 training questions" in out and "did it learn the facts? - decides the best" in out
+    assert "probe_valid_f1  4 validation questions" in out and "facts it never saw?" in out
 
 
 def test_patience_ends_the_job_as_done_with_the_reason_and_the_best_step(home, tmp_path):

@@ -4,6 +4,7 @@ watchdog, a transient Metal fault is retried from the last checkpoint, and the j
 from __future__ import annotations
 
 import json
+import sys
 
 from conftest import ctl, record, small_job, stop_daemon, wait_for
 
@@ -42,3 +43,15 @@ def test_a_transient_metal_fault_is_retried_from_the_last_checkpoint_without_low
     assert "kIOGPUCommandBufferCallbackErrorImpactingInteractivity" in exits[0]["detail"]
     state = json.loads((home / "checkpoints" / "f" / "training_state.json").read_text())
     assert rec["restarts"] == 1 and state["micro_batch"] == 4 and state["downshifts"] == []
+
+
+def test_a_slow_start_after_a_restart_is_not_a_stall_though_the_last_run_was_training(home, daemon, tmp_path):
+    # Given a machine so busy that a worker takes 10 s to start (its interpreter waits first), a 5 s
+    # stall limit, and a first worker killed at step 3, its progress.json left saying "training"
+    slow = tmp_path / "slowpy"
+    slow.write_text(f'#!/bin/sh\nsleep 10\nexec "{sys.executable}" "$@"\n')
+    slow.chmod(0o755)
+    rec = _run(home, daemon, "kill@3", "--stall-seconds", "5", "--worker-python", str(slow))
+    # Then the restarted worker's start counted as a start (no stall), and the job ended after one restart
+    assert _events(home, "worker_stalled") == []
+    assert [e["outcome"] for e in _events(home, "worker_exited")] == ["crash", "ok"] and rec["restarts"] == 1

@@ -45,8 +45,8 @@ def progress_step(home) -> int:
         return 0
 
 
-def run_once(env=None):
-    cp = subprocess.run([PY, "-m", "farensed.daemon.main", "run", "--once"], cwd=REPO, capture_output=True,
+def run_once(*args: str, env=None):
+    cp = subprocess.run([PY, "-m", "farensed.daemon.main", "run", "--once", *args], cwd=REPO, capture_output=True,
                         text=True, timeout=180, env={**os.environ, **(env or {})})
     assert cp.returncode == 0, cp.stderr[-2000:]
 
@@ -79,18 +79,20 @@ def test_sigkill_daemon_and_worker_then_restart_resumes_bit_identical(home, daem
 
 
 def test_orphan_worker_is_stopped_before_the_job_resumes(home, daemon, reference):
-    # Given a daemon whose worker is training
+    # Given a daemon whose worker is training, and will hang at step 8 rather than finish: on a busy
+    # machine a worker left running could otherwise end the job before the next daemon is up
     (home / "spool").mkdir()
     (home / "spool" / "farense.toml").write_text(JOB)
-    d = daemon()
+    d = daemon(env={"FARENSED_FAULTS": "hang@8"})
     wait_for(lambda: progress_step(home) >= 3, 60, what="step 3")
     orphan = record(home, "farense")["worker_pid"]
     # When only the daemon dies, leaving its worker alive
     os.killpg(d.pid, signal.SIGKILL)
     d.wait()
     os.kill(orphan, 0)  # still alive
-    # Then the next daemon stops the orphan (at a checkpoint) before resuming; one writer at a time
-    run_once()
+    # Then the next daemon stops the orphan (SIGTERM, then SIGKILL after the grace) before resuming;
+    # one writer at a time
+    run_once("--stop-grace", "3")
     events = log_events(home)
     assert any(e["event"] == "orphan_worker_found" and e["pid"] == orphan for e in events)
     with pytest.raises(ProcessLookupError):

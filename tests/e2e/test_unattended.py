@@ -73,7 +73,8 @@ def test_a_full_disk_pauses_the_job_with_a_reason_and_resume_finishes_it(home, d
     ctl("submit", str(home / "full.toml"))
     # When it reaches the checkpoint, Then the job is paused, saying why, and nothing half-written
     rec = wait_for(lambda: (r := record(home, "full")) and r["state"] == "paused" and r, 90, what="paused")
-    assert "no disk space" in rec["reason"] and "MiB free" in rec["reason"] and rec["paused_by"] == "disk"
+    assert "no disk space" in rec["reason"] and "0 B free, a checkpoint of" in rec["reason"]
+    assert rec["paused_by"] == "disk"
     assert not list((home / "checkpoints" / "full").glob("*checkpoint_epoch0_step4*"))
     # And once space is back, resume runs it to the end
     ctl("resume", "full")

@@ -136,9 +136,9 @@ def test_the_probe_asks_test_jsonl_or_else_a_training_and_a_validation_sample(tm
     [held] = with_test
     assert (held.name, held.field, len(held.questions)) == ("held_out", "probe", 32)
     assert held.questions == held_out(spec, Home(REPO_ROOT)).questions[:32]
-    # And without one: 32 training questions (they decide best) and, beside them, 32 validation ones
-    assert [(s.name, s.field, len(s.questions)) for s in without] == [("train", "probe", 32),
-                                                                      ("valid", "probe_valid", 32)]
+    # And without one: 16 training questions (they decide best) and, beside them, 16 validation ones
+    assert [(s.name, s.field, len(s.questions)) for s in without] == [("train", "probe", 16),
+                                                                      ("valid", "probe_valid", 16)]
     assert all(q.source.startswith(str(folder / "train.jsonl")) for q in without[0].questions)
     # And the same data gives the same questions for any training seed; probe = 0 asks none
     reseeded = parse_job(JOB.format(data=folder) + "[training]\nseed = 7\n")

@@ -20,6 +20,11 @@ from farensed.core.errors import FarensedError
 from farensed.core.safe_read import kind
 from farensed.core.states import STATES
 
+
+class MoveError(FarensedError):
+    """A rename inside the spool failed (a full disk, a read-only folder): worth trying again."""
+
+
 IGNORED = (".*", "*~", "*.swp", "*.swx", "4913", "*.tmp", "#*#")
 
 
@@ -83,7 +88,7 @@ def move(src: Path, dst: Path) -> None:
     try:
         os.rename(src, dst)
     except OSError as e:
-        raise FarensedError(f"{src}: cannot move to {dst}: {e.strerror}") from None
+        raise MoveError(f"{src}: cannot move to {dst}: {e.strerror}") from None
     fsync_dir(dst.parent)
     if src.parent != dst.parent:
         fsync_dir(src.parent)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from farensed.core import reading
 from farensed.core.atomic import atomic_write_json
 from farensed.core.errors import StateError
 from farensed.core.formats import read_model
@@ -130,6 +129,4 @@ def scan(jobs_dir: Path) -> tuple[dict[str, JobRecord], dict[Path, str]]:
 
 def set_aside(path: Path) -> Path:
     """Rename an unreadable record out of the way, keeping its bytes for a person to look at."""
-    aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
-    os.rename(path, aside)
-    return aside
+    return reading.set_aside(path)
