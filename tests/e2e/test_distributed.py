@@ -204,7 +204,8 @@ def test_sigkill_of_rank_1_then_a_pause_restart_every_rank_from_a_checkpoint_and
     # When rank 1 is SIGKILLed mid-run
     os.kill(ranks[1]["pid"], signal.SIGKILL)
     # Then every rank is restarted from the last checkpoint (new pids)
-    again = wait_for(lambda: _running_view(home, min_step=view["step"] + 1, not_pids=ranks), 120, what="restart")
+    step = figure(Fields(view), "step")
+    again = wait_for(lambda: _running_view(home, min_step=step + 1, not_pids=ranks), 120, what="restart")
     # And when the job is paused, every rank stops at one step, rank 0 having checkpointed it
     ctl("pause", "farense")
     wait_for(lambda: (record(home, "farense") or {}).get("state") == "paused", 120, what="paused")
