@@ -27,9 +27,10 @@ def compare(jobs, prompts, no_answers, max_tokens, temp, home):
     answered (said when their sets differ)."""
     from rich.console import Console
 
-    if len(jobs) < 2:
-        raise FarensedError("compare needs at least two jobs")
     h = get_home(home)
+    jobs = _expand_sweeps(h, list(jobs))
+    if len(jobs) < 2:
+        raise FarensedError("compare needs at least two jobs (or one sweep with two trials)")
     runs = [load_run(locate(h, j).run_dir) for j in jobs]
     asked = list(prompts) or ([] if no_answers else cmp.common_prompts(runs))
     sections = [("figures", cmp.figure_rows(runs)), cmp.score_rows(runs), ("answer probe", cmp.probe_rows(runs)),
@@ -50,3 +51,20 @@ def _answers(run: RunData, home, prompts: list[str], fresh: bool, max_tokens: in
     target = choose(run, home)
     with adapter_folder(target, run.run_dir) as folder:
         return answers(infer_cmd(target, folder, prompts, max_tokens, temp, as_json=True), target)
+
+
+def _expand_sweeps(h, jobs: list[str]) -> list[str]:
+    """A sweep's id stands for its trials (ranked, best first), after its ranking is printed."""
+    from farensed.results.locate import find_record
+    from farensed.results.sweep_text import load, sweep_text
+
+    out = []
+    for j in jobs:
+        rec = find_record(h, j)
+        if rec is None or rec.kind != "sweep":
+            out.append(j)
+            continue
+        table = load(h, j)
+        click.echo(sweep_text(table, rec.state) + "\n")
+        out += [t.job_id for t in table.ranked() if t.state in ("done", "pruned")]
+    return out

@@ -25,6 +25,7 @@ VERBS = {
     "pause": ("pause", "pause"),
     "resume": ("resume", "resume"),
     "retry": ("retry", "retry"),
+    "continue": ("continue_cmd", "continue_"),
     "report": ("report", "report"),
     "ask": ("ask", "ask"),
     "score": ("score", "score"),

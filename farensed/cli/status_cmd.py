@@ -33,7 +33,7 @@ def status(job_id, as_json, home):
 
 
 def overview(st) -> str:
-    views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
+    views = ([st.current] if st.current else []) + st.queue + st.paused + list(st.sweeps) + st.recent
     lines = [status_peek.daemon_note(st), jobs_table(views) if views else "no jobs"]
     if st.queued_total > len(st.queue):
         lines.append(f"... and {st.queued_total - len(st.queue)} more queued (farensectl list shows all)")
@@ -45,12 +45,47 @@ def show_job(h, st, job_id: str, as_json: bool) -> None:
     from farensed.core.status import job_view
     from farensed.results.answers import results_text
 
-    views = ([st.current] if st.current else []) + st.queue + st.paused + st.recent
+    views = ([st.current] if st.current else []) + st.queue + st.paused + list(st.sweeps) + st.recent
     view = next((v for v in views if v.id == job_id), None) or job_view(client.job(h, job_id))
+    if view.kind == "sweep":
+        show_sweep(h, view, as_json)
+        return
     if as_json:
         click.echo(view.model_dump_json(indent=2))
         return
     click.echo(job_detail(view))
+    if view.output_dir and (line := _lineage(view.output_dir)):
+        click.echo(line)
     eta = view.figure("eta_seconds") if view.state == "running" else None
     if view.output_dir and (shown := results_text(view.output_dir, h, eta)):
         click.echo(shown)
+
+
+def show_sweep(h, view, as_json: bool) -> None:
+    """A sweep: its trials ranked and the winner (sweep.json, written by the daemon)."""
+    from farensed.results.sweep_text import load, sweep_text
+
+    table = load(h, view.id)
+    if as_json:
+        click.echo(table.model_dump_json(indent=2))
+        return
+    click.echo(sweep_text(table, view.state))
+
+
+def _lineage(run_dir: str) -> str | None:
+    """A continued job names its parent; a sweep's trial, its sweep."""
+    from pathlib import Path
+
+    from farensed.core.errors import FarensedError
+    from farensed.core.formats import JOB_FILE
+    from farensed.core.jobfile import load_job
+
+    try:
+        spec = load_job(Path(run_dir) / JOB_FILE)
+    except FarensedError:
+        return None
+    init = spec.init
+    if init is None:
+        return None
+    source = f"job {init.job} ({init.adapters} adapters)" if init.job else f"the adapters in {init.path}"
+    return f"lineage: continued from {source}; its steps count on from {init.steps_before}"

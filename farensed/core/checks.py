@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import statistics
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,23 @@ def _note_leakage(rep: Report, splits: Splits) -> None:
         rep.notes.append("leakage: none (no validation answer appears in train)")
 
 
+def _check_experiments(rep: Report, spec: JobSpec, home: Home, lines: dict, path: Path, check_paths: bool) -> None:
+    """[sweep]: every key and value it can choose; [init]: adapters that exist and fit (one rule, lineage.py)."""
+    from farensed.core import lineage, sweep_params
+
+    found = []
+    if spec.sweep is not None:
+        found += sweep_params.problems(tomllib.loads(path.read_text(encoding="utf-8")), spec.sweep)
+        if spec.output:
+            found.append(("output", "a sweep's trials each get their own folder (checkpoints/<trial id>): leave"
+                          " output out"))
+    if check_paths:
+        found += lineage.problems(spec, home)
+    for key, msg in found:
+        line = lines.get(key) or lines.get(key.rsplit(".", 1)[0]) or lines.get(key.split(".")[0])
+        rep.problems.append(Problem(rep.file, msg, line, key))
+
+
 def check_job(path: str | Path, home: Home, check_paths: bool = True, allow_remote_code: bool = False,
               job_id: str | None = None, measure_tokens: bool = True,
               other_outputs: dict[str, str] | None = None) -> Report:
@@ -294,6 +312,7 @@ def _check_job(rep: Report, path: Path, home: Home, check_paths: bool, allow_rem
         rep.problems.append(Problem(rep.file, "trust_remote_code runs code from the model folder; the daemon"
                                     " does not allow it (farensed run --allow-remote-code)",
                                     lines.get("trust_remote_code"), "trust_remote_code"))
+    _check_experiments(rep, spec, home, lines, path, check_paths)
     if check_paths:
         others = recorded_outputs(home) if other_outputs is None else other_outputs
         _check_paths(rep, spec, home, lines, job_id or path.stem, others)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from farensed.core.experiment_spec import Init, Sweep
 from farensed.core.hostnames import check_host, is_ip
 from farensed.core.strict import Strict
 
@@ -227,6 +228,8 @@ class JobSpec(_JobModel):
     distributed: Distributed | None = None
     evaluate: Evaluate = Field(default_factory=Evaluate)
     report: Report = Field(default_factory=Report)
+    init: Init | None = Field(None, description="start from adapters trained before (farensectl continue writes it)")
+    sweep: Sweep | None = Field(None, description="run trials of this job with settings drawn from params")
 
     @model_validator(mode="after")
     def _micro_batch_floor(self):

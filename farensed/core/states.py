@@ -13,7 +13,7 @@ JobState = Literal["queued", "running", "paused", "done", "failed", "cancelled",
 STATES: tuple[JobState, ...] = ("queued", "running", "paused", "done", "failed", "cancelled", "rejected")
 FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled", "rejected"})  # never runs again by itself
 BUSY: frozenset[str] = frozenset({"queued", "running"})  # waiting for the worker or in it
-StopFor = Literal["cancel", "pause", "battery"]  # why a running worker was asked to stop
+StopFor = Literal["cancel", "pause", "battery", "prune"]  # why a running worker was asked to stop (prune: its sweep)
 
 # state -> the states it may move to; None is a job not yet recorded
 MOVES: dict[str | None, frozenset[str]] = {

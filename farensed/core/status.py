@@ -58,6 +58,8 @@ class JobView(Strict):
     progress: LiveProgress | None = None  # progress.json, when newer than training_state.json
     training: TrainingState | None = None  # training_state.json
     memory_plan: str | None = None  # training.memory_model in words (budget, measured sizes, checkpointing, why)
+    kind: Literal["job", "sweep"] = "job"
+    sweep: str | None = None  # a trial's sweep
 
     def figure(self, name: str):
         """A run figure (step, total_steps, train_loss, micro_batch, ...): the live progress's, else the state's."""
@@ -72,6 +74,7 @@ class Status(Strict):
     queued_total: int = 0
     paused: list[JobView] = Field(default_factory=list)
     recent: list[JobView] = Field(default_factory=list)
+    sweeps: list[JobView] = Field(default_factory=list)  # sweeps not finished (their trials are jobs above)
     updated_at: float
 
 
@@ -80,7 +83,7 @@ def job_view(rec, live: bool = False) -> JobView:
     v = JobView(id=rec.id, name=rec.name, state=rec.state, priority=rec.priority, submitted_at=rec.submitted_at,
                 started_at=rec.started_at, finished_at=rec.finished_at, output_dir=rec.output_dir,
                 reason=rec.reason, outcome=rec.outcome, restarts=rec.restarts,
-                worker_pid=rec.worker_pid if live else None)
+                worker_pid=rec.worker_pid if live else None, kind=rec.kind, sweep=rec.sweep)
     if not rec.output_dir or rec.started_at is None:
         return v
     run = Path(rec.output_dir)
@@ -96,15 +99,18 @@ def job_view(rec, live: bool = False) -> JobView:
 
 def build(records: dict, daemon: DaemonInfo, running_id: str | None, recent: int = 10) -> Status:
     """The whole status: current job, queue (priority, arrival), paused, recent finished."""
-    recs = list(records.values())
+    everything = list(records.values())
+    recs = [r for r in everything if r.kind == "job"]
+    sweeps = sorted((r for r in everything if r.kind == "sweep" and r.state not in FINISHED), key=lambda r: r.seq)
+    done = sorted((r for r in everything if r.state in FINISHED),
+                  key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     queue = sorted((r for r in recs if r.state == "queued"), key=lambda r: (-r.priority, r.seq))
     paused = sorted((r for r in recs if r.state == "paused"), key=lambda r: r.seq)
-    done = sorted((r for r in recs if r.state in FINISHED),
-                  key=lambda r: r.finished_at or r.since, reverse=True)[:recent]
     cur = next((r for r in recs if r.state == "running"), None)
     return Status(daemon=daemon, current=job_view(cur, live=cur.id == running_id) if cur else None,
                   queue=[job_view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue),
-                  paused=[job_view(r) for r in paused], recent=[job_view(r) for r in done], updated_at=time.time())
+                  paused=[job_view(r) for r in paused], recent=[job_view(r) for r in done],
+                  sweeps=[job_view(r) for r in sweeps], updated_at=time.time())
 
 
 def read(path: Path) -> Status | None:

@@ -12,7 +12,7 @@ from farensed.core.checks import check_job, output_dir
 from farensed.core.errors import FarensedError, JobFileError
 from farensed.core.jobfile import load_job
 from farensed.core.spool.folders import dropped_files, move, ownership_problem, reject
-from farensed.core.spool.records import JobRecord, id_base, taken_ids, unique_id
+from farensed.core.spool.records import JobRecord, id_base, kind_of, taken_ids, unique_id
 
 if TYPE_CHECKING:
     from farensed.daemon.loop import Daemon
@@ -96,13 +96,13 @@ def judge(d: Daemon, path: Path) -> None:
         return
     job_id = unique_id(id_base(path.name), taken_ids(d.records, d.home.checkpoints))
     spec, problems = (None, [refused]) if refused else _check(d, path, job_id)
-    out = str(output_dir(spec, job_id, d.home)) if spec else None
+    out = str(output_dir(spec, job_id, d.home)) if spec and spec.sweep is None else None  # trials have folders
     now = time.time()
     rec = JobRecord(id=job_id, file_name=path.name, name=spec.name if spec else "",
                     state="rejected" if problems else "queued", since=now, seq=_next_seq(d),
                     priority=spec.priority if spec else 0, submitted_at=now, output_dir=None if problems else out,
                     max_restarts=spec.max_restarts if spec else 0, reason=problems[0] if problems else None,
-                    model_local=d.home.resolve(spec.model).is_dir() if spec else None)
+                    model_local=d.home.resolve(spec.model).is_dir() if spec else None, kind=kind_of(spec))
     if problems:
         reject(path, d.dirs.job_file("rejected", job_id), problems)
     else:

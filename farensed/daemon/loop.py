@@ -1,6 +1,6 @@
 """The daemon: recover, then loop over named phases until told to stop.
 
-    reap_worker(); sync_records(); apply_requests(); check_power(); scan_spool(); start_next();
+    reap_worker(); sync_records(); apply_requests(); check_power(); scan_spool(); advance_sweeps(); start_next();
     publish_status()
 
 No phase can end the loop: one job's problem fails that job (guard.for_job), any other
@@ -34,12 +34,13 @@ from farensed.daemon.reap import reap_worker, stop_worker
 from farensed.daemon.record_files import RecordFiles, sync_records
 from farensed.daemon.recovery import recover
 from farensed.daemon.start import start_next
+from farensed.daemon.sweeps import Sweeps, advance_sweeps
 from farensed.daemon.transition import admitted, transitioned
 from farensed.daemon.worker_process import Worker, kill
 from farensed.host import blas, metal
 
 PHASES = (("apply_requests", apply_requests), ("check_power", check_power), ("scan_spool", scan_spool),
-          ("start_next", start_next))
+          ("advance_sweeps", advance_sweeps), ("start_next", start_next))
 
 
 class Daemon:
@@ -58,6 +59,7 @@ class Daemon:
         self.on_battery = False
         self.blas_in_use = blas.inspect().in_use  # fixed for the daemon's life; not re-probed every publish
         self.guard = Guard(log)
+        self.sweeps = Sweeps()  # open Optuna studies (daemon/sweeps.py)
         self.files = RecordFiles(self.dirs, log)  # what did not reach disk is written again each tick
         self.metal_relax = metal.describe(dict(os.environ), cfg.metal_relax)
 

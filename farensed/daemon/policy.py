@@ -29,7 +29,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Literal["done", "fail", "restart", "pause", "cancel"]
+    action: Literal["done", "fail", "restart", "pause", "cancel", "prune"]
     reason: str | None = None
     downshift: bool = False
     delay: float = 0.0
@@ -104,6 +104,8 @@ def decide(outcome: Outcome, stop_for: str | None, crash_restarts: int, max_rest
         return Decision("done", worker_reason)
     if k == "stopped" and stop_for in ("cancel", "pause"):
         return Decision("cancel" if stop_for == "cancel" else "pause", f"{stop_for} requested")
+    if k == "stopped" and stop_for == "prune":  # its sweep stopped it at an eval; its checkpoints stay
+        return Decision("prune", "pruned by its sweep")
     if k == "stopped" and stop_for == "battery":
         return Decision("pause", "on battery power: paused at a checkpoint, resumes on AC power")
     if k == "stopped":

@@ -21,7 +21,7 @@ from farensed.memory import ladder
 if TYPE_CHECKING:
     from farensed.daemon.loop import Daemon
 
-SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused"}
+SETTLE = {"done": "done", "fail": "failed", "cancel": "cancelled", "pause": "paused", "prune": "done"}
 
 
 def reap_worker(d: Daemon) -> None:
@@ -62,6 +62,9 @@ def settle(d: Daemon, w: Worker, rc: int) -> None:
     elif decision.action == "restart":
         restart(d, rec, decision, outcome, common)
     else:
+        if decision.action == "prune":  # the sweep said why when it asked for the stop
+            common["outcome"] = "pruned"
+            decision = policy.Decision("prune", rec.reason or decision.reason)
         held = {"battery": "battery"}.get(rec.stop_for, "disk" if outcome.kind == "no_space" else "user")
         d.move(rec, SETTLE[decision.action], decision.reason, stop_for=None,
                paused_by=held if decision.action == "pause" else None, **common)

@@ -40,7 +40,7 @@ def recover(d: Daemon) -> None:
         with for_job(d, rec.id, "recover", f"{d.dirs.jobs / (rec.id + '.json')}: recovering the job"):
             place_file(d.dirs, rec, missing_ok=rec.state in FINISHED)
     adopt_unrecorded(d, lost)
-    for rec in [r for r in d.records.values() if r.state == "running"]:
+    for rec in [r for r in d.records.values() if r.state == "running" and r.kind == "job"]:
         with for_job(d, rec.id, "recover", f"{rec.output_dir}: resuming after a daemon restart"):
             resume_running(d, rec)
 
@@ -75,9 +75,9 @@ def adopt(d: Daemon, path: Path, state: str, why: str) -> None:
         new, reason = "failed", f"{why}; `farensectl retry {path.stem}` resumes it from its run folder"
     rec = JobRecord(id=path.stem, file_name=path.name, name=spec.name if spec else "", state=new, since=now,
                     seq=seq, priority=spec.priority if spec else 0, submitted_at=now,
-                    output_dir=str(output_dir(spec, path.stem, d.home)) if spec else None,
+                    output_dir=str(output_dir(spec, path.stem, d.home)) if spec and spec.sweep is None else None,
                     max_restarts=spec.max_restarts if spec else 0, reason=reason,
-                    finished_at=now if new in FINISHED else None)
+                    finished_at=now if new in FINISHED else None, kind=records.kind_of(spec))
     if new == "rejected":
         reject(path, d.dirs.job_file("rejected", rec.id), [str(p) for p in rep.problems])
     d.admit(rec, recovered=True)
@@ -91,6 +91,10 @@ def resume_running(d: Daemon, rec: JobRecord) -> None:
     orphan = same_process(rec.worker_pid, rec.worker_started)
     if orphan is not None:
         stop_orphan(orphan, d.cfg.stop_grace, d.log)
+    if rec.stop_for == "prune":  # its sweep had stopped it: pruned, its checkpoints kept
+        d.move(rec, "done", rec.reason or "pruned by its sweep", stop_for=None, worker_pid=None, worker_started=None,
+               outcome="pruned")
+        return
     if rec.stop_for in ("cancel", "pause"):
         d.move(rec, "cancelled" if rec.stop_for == "cancel" else "paused", f"{rec.stop_for} requested",
                stop_for=None, worker_pid=None, worker_started=None)

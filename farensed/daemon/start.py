@@ -28,7 +28,7 @@ def start_next(d: Daemon) -> None:
     if d.worker is not None or d.stopping or d.on_battery:
         return
     cands = [policy.Candidate(r.id, r.state, r.priority, r.seq, r.not_before) for r in d.records.values()
-             if r.state in BUSY]
+             if r.state in BUSY and r.kind == "job"]  # a sweep runs no worker: its trials do
     job_id = policy.next_job(cands, time.time())
     if job_id is None:
         return

@@ -37,13 +37,33 @@ def mark_events(ax, data: RunData) -> None:
     steps = event_steps(data)
     for kind, color, style in _EVENTS:
         for i, step in enumerate(steps[kind]):
-            ax.axvline(step, color=color, linestyle=style, linewidth=1.0, alpha=0.8,
+            ax.axvline(step + data.offset, color=color, linestyle=style, linewidth=1.0, alpha=0.8,
                        label=f"{kind}" if i == 0 else None)
 
 
-def _series(rows, attr: str) -> tuple[list[int], list[float]]:
-    pts = [(r.step, getattr(r, attr)) for r in rows if getattr(r, attr) is not None]
+def _series(rows, attr: str, offset: int = 0) -> tuple[list[int], list[float]]:
+    pts = [(r.step + offset, getattr(r, attr)) for r in rows if getattr(r, attr) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def ancestors(data: RunData) -> list[RunData]:
+    """The runs this one continued, oldest first (each counts its steps on from its own parent)."""
+    out, run = [], data.parent
+    while run is not None:
+        out.insert(0, run)
+        run = run.parent
+    return out
+
+
+def plot_parents(ax, data: RunData, pick, attr: str, mark: bool = True) -> None:
+    """The parents' curves in grey up to where this run took over, so a continued job's plot goes on."""
+    for run in ancestors(data):
+        until = data.offset
+        rows = [r for r in pick(run) if r.step + run.offset <= until]
+        ax.plot(*_series(rows, attr, run.offset), color="0.6", marker=".", linewidth=1,
+                label=f"{attr.replace('_', ' ')}, {run.run_dir.name} (parent)")
+    if data.offset and mark:
+        ax.axvline(data.offset, color="0.4", linestyle=":", linewidth=1, label="continued here")
 
 
 def _finish(fig, ax, data: RunData, title: str, ylabel: str, path: Path) -> Path:
@@ -62,11 +82,13 @@ def _finish(fig, ax, data: RunData, title: str, ylabel: str, path: Path) -> Path
 def loss_plot(data: RunData, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(*_series(data.trains(), "train_loss"), marker=".", label="train loss")
-    ax.plot(*_series(data.evals(), "val_loss"), marker="o", label="validation loss")
+    plot_parents(ax, data, RunData.trains, "train_loss")
+    plot_parents(ax, data, RunData.evals, "val_loss", mark=False)
+    ax.plot(*_series(data.trains(), "train_loss", data.offset), marker=".", label="train loss")
+    ax.plot(*_series(data.evals(), "val_loss", data.offset), marker="o", label="validation loss")
     st = data.state
     if st and st.best_val_loss is not None and st.best_step is not None:
-        ax.plot([st.best_step], [st.best_val_loss], "*", color="gold", markersize=14, markeredgecolor="k",
+        ax.plot([st.best_step + data.offset], [st.best_val_loss], "*", color="gold", markersize=14, markeredgecolor="k",
                 label=best_about(data))
     try:
         return _finish(fig, ax, data, "loss", "loss", path)
@@ -84,11 +106,13 @@ def probe_plot(data: RunData, path: Path) -> Path:
     for field, color in (("probe", "#1f77b4"), ("probe_valid", "#d62728")):
         if any(getattr(r, f"{field}_f1") is not None for r in rows):
             name = names.get(field, field)
-            ax.plot(*_series(rows, f"{field}_f1"), marker="o", color=color, label=f"F1, {name}")
-            ax.plot(*_series(rows, f"{field}_exact"), linestyle="--", color=color, label=f"exact match, {name}")
+            ax.plot(*_series(rows, f"{field}_f1", data.offset), marker="o", color=color, label=f"F1, {name}")
+            ax.plot(*_series(rows, f"{field}_exact", data.offset), linestyle="--", color=color,
+                    label=f"exact match, {name}")
+    plot_parents(ax, data, RunData.probes, "probe_f1")
     st = data.state
     if st and st.best_step is not None and st.best_score is not None:
-        ax.plot([st.best_step], [st.best_score], "*", color="gold", markersize=14, markeredgecolor="k",
+        ax.plot([st.best_step + data.offset], [st.best_score], "*", color="gold", markersize=14, markeredgecolor="k",
                 label=best_about(data))
     ax.set_ylim(0, 1.05)
     try:
@@ -100,7 +124,7 @@ def probe_plot(data: RunData, path: Path) -> Path:
 def lr_plot(data: RunData, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(*_series(data.trains(), "learning_rate"), marker=".", color="#2ca02c", label="learning rate")
+    ax.plot(*_series(data.trains(), "learning_rate", data.offset), marker=".", color="#2ca02c", label="learning rate")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     try:
         return _finish(fig, ax, data, "learning rate", "learning rate", path)

@@ -42,6 +42,21 @@ class RunData:
     saved_steps: list[int] = field(default_factory=list)  # every checkpoint the log saw, pruned ones too
     restart_steps: list[int] = field(default_factory=list)
     answers: list[ScoredQuestion] = field(default_factory=list)  # answers.jsonl: the scoring phase's lines
+    parent: RunData | None = None  # the job this one continued ([init] job), read the same way
+
+    @property
+    def offset(self) -> int:
+        """The parent's steps before this run's first: plots count this run's steps on from there."""
+        return self.spec.init.steps_before if self.spec and self.spec.init else 0
+
+    def lineage(self) -> str | None:
+        """"continued from ..." in words, or None for a job that started from the base model."""
+        init = self.spec.init if self.spec else None
+        if init is None:
+            return None
+        source = f"job {init.job} ({init.adapters} adapters)" if init.job else f"adapters in {init.path}"
+        return (f"continued from {source}; its steps count on from {init.steps_before}"
+                f" (optimizer: {init.optimizer})")
 
     @property
     def name(self) -> str:
@@ -106,8 +121,20 @@ def _spec(run_dir: Path) -> JobSpec | None:
         return None
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read a run folder; raises only when it is not a run folder at all."""
+def parent_dir(run_dir: Path, spec: JobSpec | None) -> Path | None:
+    """The run folder of the job `spec` continued: its record's output folder, else the sibling folder."""
+    if spec is None or spec.init is None or spec.init.job is None:
+        return None
+    from farensed.core.paths import Home
+    from farensed.core.spool import records
+
+    rec = read_or_none(records.record_path(Home.from_option().spool / "jobs", spec.init.job), records.JobRecord)
+    folder = Path(rec.output_dir) if rec and rec.output_dir else run_dir.parent / spec.init.job
+    return folder if folder.is_dir() and folder.resolve() != run_dir.resolve() else None
+
+
+def load_run(run_dir: Path, depth: int = 0) -> RunData:
+    """Read a run folder (and the parents it continued, a few deep); raises only when it is not one."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FarensedError(f"{run_dir}: run folder not found")
@@ -117,4 +144,9 @@ def load_run(run_dir: Path) -> RunData:
                    summary=read_or_none(run_dir / SUMMARY, TrainingSummary),
                    metrics=read_metrics(run_dir), checkpoints=checkpoint_folders(run_dir),
                    saved_steps=sorted(set(logged["checkpoint_saved"])), restart_steps=logged["resumed"],
-                   answers=read_answers(run_dir / ANSWERS))
+                   answers=read_answers(run_dir / ANSWERS), parent=_parent(run_dir, depth))
+
+
+def _parent(run_dir: Path, depth: int) -> RunData | None:
+    folder = parent_dir(run_dir, _spec(run_dir)) if depth < 8 else None
+    return load_run(folder, depth + 1) if folder else None

@@ -41,7 +41,15 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "downshifts": len(st.downshifts) if st else 0,
         "restarts": s.restarts if s else (st.restarts if st else 0),
         "checkpoints": len(data.checkpoints),
+        "continued from": _parent(data),
     }
+
+
+def _parent(data: RunData) -> str | None:
+    init = data.spec.init if data.spec else None
+    if init is None:
+        return None
+    return f"{init.job or init.path} ({init.adapters}, after step {init.steps_before})"
 
 
 def _best_by(data: RunData) -> str | None:

@@ -41,6 +41,7 @@ from farensed.memory import plan as memplan
 from farensed.scoring.questions import held_out, scored_questions
 from farensed.worker import batching, checkpoint, evaluation, memory, outputs, tensorboard_events
 from farensed.worker import eta as worker_eta
+from farensed.worker import init as worker_init
 from farensed.worker.answer_probe import AnswerProbe
 from farensed.worker.distributed import Solo
 from farensed.worker.faults import Faults
@@ -69,6 +70,8 @@ class Run:
         self.dir, self.home, self.log = run_dir, home, log
         self.dist = dist or Solo()  # a data-parallel job's rank; only rank 0 writes in the run folder
         self.spec, self.state = self._read_job_and_state()
+        if self.spec.sweep is not None:
+            raise BadJob(f"{run_dir / JOB_FILE}: a sweep runs no worker itself; the daemon runs its trials")
         self.last_checkpoint = self.state.checkpoint
         self.compile = compile
 
@@ -160,7 +163,8 @@ class Run:
         """Load the newest valid checkpoint's tensors into the model and optimizer; its name, state, metrics."""
         checkpoint.clean_temp(self.dir)
         ck = checkpoint.newest_valid(self.dir, self.log)
-        if ck is None:
+        if ck is None:  # a fresh start: from the [init] adapters, if the job names some
+            worker_init.apply(self.model, self.optimizer, self.spec, self.home, self.log)
             return None
         cs, tensors, metrics_text = checkpoint.load_state(ck)
         if cs.data_fingerprint not in (None, self.trainer.fingerprint):

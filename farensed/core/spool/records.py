@@ -54,6 +54,8 @@ class JobRecord(Strict):
     worker_started: float | None = None  # psutil create_time, to recognise the same process
     paused_by: Literal["user", "battery", "disk", "host"] | None = None  # who holds a paused job
     model_local: bool | None = None  # the model was a local folder when the job was queued (not a hub id)
+    kind: Literal["job", "sweep"] = "job"  # a sweep runs no worker: the daemon makes its trials (daemon/sweeps.py)
+    sweep: str | None = None  # a trial's sweep id
     history: list[Transition] = Field(default_factory=list)
 
 
@@ -83,6 +85,11 @@ def taken_ids(record_ids: Iterable[str], checkpoints: Path, dropped: Iterable[Pa
     if checkpoints.is_dir():
         used |= {p.name for p in checkpoints.iterdir()}
     return used
+
+
+def kind_of(spec) -> str:
+    """"sweep" for a job file with a [sweep] table (it runs no worker), else "job"."""
+    return "sweep" if spec is not None and spec.sweep is not None else "job"
 
 
 def record_path(jobs_dir: Path, job_id: str) -> Path:
