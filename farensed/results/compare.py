@@ -9,9 +9,9 @@ from farensed.results.rundata import RunData
 from farensed.results.summary_table import rows
 from farensed.scoring.questions import summarize
 
-COMPARED = ("continued from", "status", "steps", "final train loss", "final val loss", "lowest val loss", "best step",
-            "best probe F1", "best val loss", "best by", "time", "probe time", "tokens/s", "load time", "compile time", "peak memory GB",
-            "micro-batch x accumulation", "downshifts", "restarts")
+COMPARED = ("continued from", "status", "steps", "final train loss", "final val loss", "lowest val loss",
+            "best step", "best probe F1", "best val loss", "best by", "time", "probe time", "tokens/s", "load time",
+            "compile time", "peak memory GB", "micro-batch x accumulation", "downshifts", "restarts")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
