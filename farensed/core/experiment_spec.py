@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from farensed.core.strict import Strict
 
@@ -86,10 +86,28 @@ class Sweep(_Table):
 
     @field_validator("params", mode="before")
     @classmethod
-    def _flatten(cls, v):
-        """TOML writes `training.learning_rate = [...]` as nested tables: flatten them to dotted keys."""
+    def _read(cls, v):
+        """Dotted keys; each value a list or a Range, its error named by the key (not by the union's branches)."""
         if not isinstance(v, dict):
             return v
+        out = {}
+        for key, val in cls._flatten(v).items():
+            if isinstance(val, dict):
+                try:
+                    val = Range.model_validate(val)
+                except ValidationError as e:
+                    err = e.errors()[0]
+                    where = ".".join(str(x) for x in err["loc"])
+                    raise ValueError(f"{key}: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}"
+                                     ) from None
+            elif not isinstance(val, list):
+                raise ValueError(f"{key}: expected a list of values or a range {{min = ..., max = ...}}")
+            out[key] = val
+        return out
+
+    @classmethod
+    def _flatten(cls, v: dict) -> dict:
+        """TOML writes `training.learning_rate = [...]` as nested tables: flatten them to dotted keys."""
         flat: dict = {}
         for key, val in v.items():
             if isinstance(val, dict) and not {"min", "max"} & set(val):

@@ -48,6 +48,9 @@ def parent_run(home: Home, job_id: str) -> tuple[Path, str]:
         rec = records.load(home.spool / "jobs", job_id)
     except FarensedError:
         rec = None
+    if rec is None and (home.spool / f"{job_id}.toml").is_file():
+        raise LineageError(f"job {job_id} is submitted (waiting for the daemon), not finished: continue it once it"
+                           " is done", "init.job")
     if rec is None:
         raise LineageError(f"no job {job_id!r} in {home.spool / 'jobs'}", "init.job")
     if not rec.output_dir:

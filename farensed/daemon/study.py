@@ -27,7 +27,12 @@ def direction(sweep: Sweep) -> str:
 
 def _sampler(optuna, sweep: Sweep):
     if sweep.method == "grid":
-        return optuna.samplers.GridSampler(grid(sweep), seed=sweep.seed)
+        class Grid(optuna.samplers.GridSampler):
+            def after_trial(self, study, trial, state, values):
+                """Optuna's would call study.stop() once the grid is run, which only works inside
+                study.optimize; the daemon counts the trials itself (ask-and-tell)."""
+
+        return Grid(grid(sweep), seed=sweep.seed)
     if sweep.method == "random":
         return optuna.samplers.RandomSampler(seed=sweep.seed)
     return optuna.samplers.TPESampler(seed=sweep.seed, n_startup_trials=min(4, max(1, (sweep.trials or 8) // 3)))
