@@ -148,7 +148,7 @@ def view(home: Home, rec: JobRecord, extras: dict, live: bool) -> dict:
     v |= {k: status_peek.figure(jv, k) for k in FIGURES}
     v["eta_seconds"] = v["eta_seconds"] if rec.state == "running" else None
     v["downshifts"] = len(jv.training.downshifts) if jv.training else 0
-    v["sweep"] = sweep_of(extras, job_settings(home, rec))
+    v["sweep"] = rec.sweep or sweep_of(extras, job_settings(home, rec))
     v["verbs"] = [verb for verb in VERBS if verb_target(verb, rec.state) is not None]
     v["finished"] = rec.state in FINISHED
     v["seq"] = rec.seq

@@ -19,7 +19,14 @@ SUMMARY_F1 = "answer_f1"  # the end-of-run answer score (best of the best and fi
 NOT_SETTINGS = ("name", "output", "trial.", "sweep")  # differ between trials by construction
 
 
+METRIC_FIELDS = {"answers": "probe_f1", "val_loss": "val_loss"}  # sweep.json's metric -> the eval series
+
+
 def sweep_record(home: Home, sweep_id: str) -> dict:
+    """The daemon's sweep.json (core/sweep_table.py), its metric named as the eval series; else an older record."""
+    table = filecache.json_file(home.root / "sweeps" / sweep_id / "sweep.json")
+    if isinstance(table, dict):
+        return {**table, "metric": METRIC_FIELDS.get(table.get("metric"), table.get("metric")), "trials": None}
     for folder in SWEEP_RECORDS:
         found = filecache.json_file(home.root / folder / f"{sweep_id}.json")
         if isinstance(found, dict):
