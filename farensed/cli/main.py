@@ -13,7 +13,6 @@ import click
 
 from farensed import __version__
 from farensed.core.paths import ENV_HOME
-from farensed.core.suggest import did_you_mean
 
 # verb -> (module under farensed.cli, click command object name), in the order --help lists them
 VERBS = {
@@ -57,6 +56,8 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx, args):
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in VERBS:
+            from farensed.core.suggest import did_you_mean  # difflib only for a verb that is not one
+
             ctx.fail(f"no such verb {name!r}{did_you_mean(name, VERBS)} (farensectl --help lists them)")
         return super().resolve_command(ctx, args)
 
