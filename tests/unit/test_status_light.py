@@ -58,3 +58,25 @@ def test_a_torn_record_falls_back_to_the_models(home):
     cp = subprocess.run([PY, "-m", "farensed.cli.main", "status"], capture_output=True, text=True, cwd=REPO,
                         timeout=60)
     assert cp.returncode == 0 and "6/12" in cp.stdout, cp.stderr
+
+
+def test_status_with_the_daemon_up_imports_no_pydantic_either(home):
+    from farensed.core.spool import records
+    from farensed.core.spool.lock import InstanceLock
+    from farensed.core.status import DaemonInfo, build
+
+    # Given the lock held as the daemon holds it, and the status.json it writes, fresh
+    spool(home)
+    h = Home.from_option(home)
+    lock = InstanceLock(h.lock_file)
+    lock.acquire()
+    try:
+        now = time.time()
+        info = DaemonInfo(pid=1, version="0", started_at=now - 9, heartbeat=now, state="idle")
+        atomic_write_json(h.status_file, build(records.load_all(home / "spool" / "jobs"), info, None))
+        cp = subprocess.run([PY, "-c", RUN_STATUS], capture_output=True, text=True, cwd=REPO, timeout=60)
+    finally:
+        lock.release()
+    assert cp.returncode == 0, cp.stderr
+    assert "farensed idle (pid 1" in cp.stdout and "6/12" in cp.stdout
+    assert cp.stdout.splitlines()[-1] == "LOADED ['farensed'] []"
