@@ -9,6 +9,7 @@ from farensed.core.spool import records
 from farensed.core.spool.folders import SpoolDirs
 from farensed.core.spool.lock import holder_pid
 from farensed.core.status import DaemonInfo, Status, build, daemon_state
+from farensed.core.suggest import did_you_mean
 
 
 def dirs(home: Home) -> SpoolDirs:
@@ -19,12 +20,18 @@ def job(home: Home, job_id: str) -> records.JobRecord:
     """The record of `job_id`, or a clear error naming the spool."""
     path = records.record_path(dirs(home).jobs, job_id)
     if not path.exists():
-        raise FarensedError(f"{path}: no job {job_id!r} in {home.spool}")
+        raise FarensedError(f"{path}: no job {job_id!r} in {home.spool}{did_you_mean(job_id, job_ids(home))}")
     try:
         return records.load(dirs(home).jobs, job_id)
     except StateError as e:
         raise FarensedError(f"{e}; farensed writes it again (within seconds while it runs, else when it"
                             " starts): try again then") from None
+
+
+def job_ids(home: Home) -> list[str]:
+    """The ids of every job record (readable or not), for a mistyped id's suggestion."""
+    jobs = dirs(home).jobs
+    return [p.stem for p in jobs.glob("*.json") if not p.name.startswith(".")] if jobs.is_dir() else []
 
 
 def current_status(home: Home) -> Status:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from farensed.cli.table import job_detail, jobs_table
-from farensed.core import status_peek
+from farensed.core import spool_peek, status_peek
 from farensed.core.cli_common import clean_errors, get_home, home_option
 from farensed.core.spool.lock import daemon_alive
 
@@ -23,7 +23,11 @@ def status(job_id, as_json, home):
         text, st = fast
         click.echo(text.rstrip("\n") if as_json else overview(st))
         return
-    from farensed.cli import client  # the full models: daemon down or stale, or one job asked for
+    light = None if job_id or as_json else spool_peek.status(h)
+    if light is not None:  # daemon down or stale: the spool read as plain JSON, still no models
+        click.echo(overview(light))
+        return
+    from farensed.cli import client  # the full models: --json, one job asked for, or a file to explain
 
     st = client.current_status(h)
     if job_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,13 @@ from farensed.core.textfmt import fmt_num, fmt_secs
 if TYPE_CHECKING:
     from farensed.core.status import JobView
 
-COLUMNS = ("id", "state", "step", "loss", "val", "tok/s", "mb x acc", "restarts", "eta", "note")
+# step tok/s: the last log window's training speed (progress.json); the summary's "tokens/s overall"
+# counts the whole training time, evals and probes in it. mb: the longest steps' micro-batch x accumulation.
+COLUMNS = ("id", "state", "phase", "step", "loss", "val", "step tok/s", "mb", "rst", "eta", "note")
+PHASES = {"measuring_memory": "measure", "compiling": "compile", "evaluating": "eval", "checkpointing": "ckpt",
+          "generating": "generate"}  # the worker's phases in 8 columns (loading, training, probing, scoring, done)
+ID_MIN = 8  # an id is cut (…) only to fit the terminal, never below this
+NOTE_MIN = 12  # narrower than this, the notes go on lines of their own
 
 
 def row(v: JobView) -> tuple[str, ...]:
@@ -20,15 +27,42 @@ def row(v: JobView) -> tuple[str, ...]:
     mb = f"{micro}x{figure(v, 'grad_accumulation')}" if micro else "-"
     note = v.reason or (v.output_dir if v.state == "done" else "") or ""
     loss, val = fmt_num(figure(v, "train_loss"), "{:.3f}"), fmt_num(figure(v, "val_loss"), "{:.3f}")
-    eta = figure(v, "eta_seconds") if v.state == "running" else None
-    return (v.id, v.state, step, loss, val, fmt_num(figure(v, "tokens_per_sec"), "{:.0f}"), mb, str(v.restarts),
-            fmt_secs(eta, short=True), note[:70])
+    running = v.state == "running"
+    eta = figure(v, "eta_seconds") if running else None
+    phase = (figure(v, "phase") or "-") if running else "-"
+    return (v.id, v.state, PHASES.get(phase, phase), step, loss, val,
+            fmt_num(figure(v, "tokens_per_sec"), "{:.0f}"), mb, str(v.restarts), fmt_secs(eta, short=True), note)
 
 
-def jobs_table(views: list[JobView]) -> str:
+def _cut(text: str, width: int, keep_end: bool = False) -> str:
+    """`text` in `width` columns: a path keeps its end (…/checkpoints/demo), anything else its start."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+
+
+def jobs_table(views: list[JobView], width: int | None = None) -> str:
+    """One line a job in `width` columns (the terminal's, 80 when it is not one): the note (reason or
+    output folder) takes what is left, or, when that is too little, a line of its own under its job."""
+    width = width or shutil.get_terminal_size((80, 24)).columns
     rows = [COLUMNS] + [row(v) for v in views]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+    longest = max(NOTE_MIN, *(len(r[-1]) for r in rows))
+    sep = 2 if sum(widths) + 2 * len(widths) + longest <= width else 1
+    widths[0] = max(ID_MIN, min(widths[0], width - sum(widths[1:]) - sep * (len(widths) - 1)))
+    rows = [(_cut(r[0], widths[0]), *r[1:]) for r in rows]
+    room = width - sum(widths) - sep * len(widths)
+    out = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        note, is_path = r[-1], r[-1].startswith("/")
+        if r is rows[0] and room < NOTE_MIN:
+            out.append((" " * sep).join(cells).rstrip())
+        elif room >= NOTE_MIN or not note:
+            out.append((" " * sep).join(cells + [_cut(note, max(room, 0), is_path)]).rstrip())
+        else:
+            out += [(" " * sep).join(cells).rstrip(), "  " + _cut(note, width - 2, is_path)]
+    return "\n".join(out)
 
 
 # `status JOB` shows these of the run's figures, live progress first, then the training state's

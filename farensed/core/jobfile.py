@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tomllib
 import typing
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from farensed.core import mlx_lm_names
 from farensed.core.errors import JobFileError
 from farensed.core.jobspec import MAX_JOB_FILE_BYTES, JobSpec
 from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
@@ -65,9 +67,17 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def _tables(model: type[BaseModel]) -> dict[str, list[str]]:
+    """Each table's keys ("" the top level's), for a key put in the wrong one."""
+    tables = {"": [k for k in model.model_fields if not _fields_at(model, (k, "x"))]}
+    return tables | {k: keys for k in model.model_fields if (keys := _fields_at(model, (k, "x")))}
+
+
 def _describe(err: dict, model: type[BaseModel]) -> str:
     loc = err["loc"]
     if err["type"] == "extra_forbidden":
+        if (where := mlx_lm_names.hint(loc, _tables(model))) is not None:
+            return f"unknown key {loc[-1]}: {where}"
         close = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc), n=1, cutoff=0.6)
         return "unknown key" + (f" (did you mean {close[0]}?)" if close else "")
     if err["type"] == "missing":
@@ -95,6 +105,28 @@ def _toml_problem(file: str, exc: tomllib.TOMLDecodeError) -> Problem:
     return Problem(file, f"not valid TOML: {msg}", line)
 
 
+def looks_like_jsonl(text: str, name: str = "") -> bool:
+    """A JSON-lines data file: named .jsonl, or its first line is a JSON object."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if name.endswith(".jsonl"):
+        return True
+    try:
+        return first.startswith("{") and isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def data_file_hint(file: str) -> str:
+    return (f"a data file (JSON lines), not a job file: a job points at it with `data = \"{file}\"` (one .jsonl,"
+            " split by valid_fraction) or at its folder holding train.jsonl and valid.jsonl; start from"
+            " jobs/demo.toml")
+
+
+def _data_file_problem(file: str, text: str) -> Problem | None:
+    shown = file if file.startswith("<") else str(Path(file).expanduser().resolve())  # a job's paths are the home's
+    return Problem(file, data_file_hint(shown)) if looks_like_jsonl(text, file) else None
+
+
 def read_job_text(path: Path) -> str:
     """The job file's text: a regular file (never a FIFO or a device), at most 1 MiB, UTF-8."""
     try:
@@ -120,7 +152,7 @@ def parse_job(text: str, file: str = "<job>") -> JobSpec:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise JobFileError(file, [_toml_problem(file, e)]) from None
+        raise JobFileError(file, [_data_file_problem(file, text) or _toml_problem(file, e)]) from None
     except HOSTILE as e:
         raise JobFileError(file, [Problem(file, f"not a job file TOML can hold: {_short(e)}")]) from None
     try:

@@ -65,7 +65,7 @@ def daemon_note(st) -> str:
     """One line on the daemon, from a `Status` model or `Fields` of status.json."""
     d = st.daemon
     if d.state == "not_running":
-        return "farensed is not running (showing the spool as it is; requests wait for its start)"
+        return "farensed is not running (the spool as it is; requests wait for its start)"
     if d.state == "stale" and d.heartbeat is None:  # status.json missing or torn just now: no heartbeat to age
         return (f"farensed (pid {d.pid or '?'}) holds the lock, but its status.json could not be read just now"
                 " (it is rewritten every 2 s); showing the spool as it is")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from farensed.core.checks import check_job, output_dir
 from farensed.core.errors import FarensedError, JobFileError
-from farensed.core.jobfile import load_job
-from farensed.core.spool.folders import dropped_files, move, ownership_problem, reject
+from farensed.core.jobfile import data_file_hint, load_job
+from farensed.core.spool.folders import dropped_files, ignored, move, ownership_problem, reject
 from farensed.core.spool.records import JobRecord, id_base, kind_of, taken_ids, unique_id
 
 if TYPE_CHECKING:
@@ -63,6 +63,37 @@ def scan_spool(d: Daemon) -> None:
             except Exception as e:  # noqa: BLE001 - one file's problem never stops intake of the next
                 d.log.error("spool_file_not_claimed", file=str(path), error=f"{type(e).__name__}: {e}")
                 reject_unjudged(d, path, e)
+    for path in dropped_data(d.dirs.root):
+        if d.stability.check(path, now):
+            try:
+                reject_data(d, path)
+            except FileNotFoundError:
+                d.stability.forget(path.name)
+            except (OSError, FarensedError) as e:
+                d.log.error("spool_file_not_rejected", file=str(path), error=str(e))
+
+
+def dropped_data(root: Path) -> list[Path]:
+    """Data files (*.jsonl, regular) dropped into the spool beside the job files: never silently left."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    return [Path(e.path) for e in entries
+            if e.name.endswith(".jsonl") and not ignored(e.name) and e.is_file(follow_symlinks=False)]
+
+
+def reject_data(d: Daemon, path: Path) -> None:
+    """A data file in the spool is rejected as a job (its bytes kept, rejected/<id>.toml), with the reason
+    saying what it is and how a job points at it; the daemon logs it."""
+    job_id = unique_id(id_base(path.name), taken_ids(d.records, d.home.checkpoints))
+    reason = f"{path}: {data_file_hint(str(path))}; drop job files (.toml) into the spool, data files elsewhere"
+    d.log.warning("spool_data_file_rejected", file=str(path), job_id=job_id)
+    reject(path, d.dirs.job_file("rejected", job_id), [reason])
+    d.stability.forget(path.name)
+    now = time.time()
+    d.admit(JobRecord(id=job_id, file_name=path.name, state="rejected", since=now, seq=_next_seq(d),
+                      submitted_at=now, max_restarts=0, reason=reason))
 
 
 def reject_unjudged(d: Daemon, path: Path, error: Exception) -> None:

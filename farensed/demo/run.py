@@ -13,14 +13,18 @@ from pathlib import Path
 import click
 
 from farensed.cli import client
-from farensed.core.formats import TrainingSummary
+from farensed.core.errors import FarensedError
+from farensed.core.formats import JOB_FILE, TrainingSummary
 from farensed.core.paths import REPO_ROOT, Home
+from farensed.core.spool import records
 from farensed.core.spool.lock import holder_pid
 from farensed.core.states import FINISHED
 from farensed.core.status import job_view
 from farensed.results.answer_scores import means_lines, side_by_side
 from farensed.results.rundata import load_run
 from farensed.scoring.best import best_words
+
+UNFINISHED = ("queued", "running", "paused")
 
 
 def start_daemon(home: Home) -> subprocess.Popen | None:
@@ -59,9 +63,32 @@ def wait_claimed(home: Home, job_id: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def unfinished(home: Home, job_file: Path) -> str | None:
+    """The id of a job of this job file that an earlier demo left unfinished (Ctrl-C), if any."""
+    recs = [r for r in records.load_all(client.dirs(home).jobs).values()
+            if r.file_name == job_file.name and r.state in UNFINISHED]
+    return max(recs, key=lambda r: r.seq).id if recs else None
+
+
+def wait_started(home: Home, job_id: str) -> str:
+    """Until the job's run folder is ready for `watch` (or the job ended without one); its state."""
+    said = False
+    while True:
+        rec = client.job(home, job_id)
+        if rec.state in FINISHED or (rec.output_dir and (Path(rec.output_dir) / JOB_FILE).is_file()):
+            return rec.state
+        if not said and rec.state in ("queued", "paused"):
+            click.echo(f"job {job_id} is {rec.state}" + (f" ({rec.reason})" if rec.reason else "")
+                       + ": waiting for it to start")
+            said = True
+        time.sleep(0.2)
+
+
 def follow(home: Home, job_id: str) -> str:
     """Show progress with `farensectl watch` until the job ends; returns its final state."""
     wait_claimed(home, job_id)
+    if wait_started(home, job_id) in FINISHED:
+        return client.job(home, job_id).state
     subprocess.run([sys.executable, "-m", "farensed.cli.main", "watch", job_id, "--home", str(home.root)])
     for _ in range(50):  # watch returns when the job ends; wait for the daemon to record it
         state = job_view(client.job(home, job_id)).state
@@ -75,6 +102,9 @@ def show_results(home: Home, job_id: str) -> None:
     view = job_view(client.job(home, job_id))
     out = Path(view.output_dir or home.checkpoints / job_id)
     click.echo(f"\njob {job_id}: {view.state}" + (f" ({view.reason})" if view.reason else ""))
+    if not out.is_dir():
+        click.echo(f"no results: {out} was never written (farensectl status {job_id} says more)")
+        return
     data = load_run(out)
     if data.summary is not None:
         click.echo(timing_text(data.summary))
@@ -135,13 +165,31 @@ def main(home, job_file):
     os.environ["FARENSED_HOME"] = str(h.root)
     proc = start_daemon(h)
     try:
-        job_id = submit(h, Path(job_file))
-        click.echo(f"submitted {job_file} as job {job_id}")
-        state = follow(h, job_id)
-        show_results(h, job_id)
+        state = run_demo(h, Path(job_file))
+    except KeyboardInterrupt:
+        click.echo("\nstopped: the job goes on from its last checkpoint when you run scripts/demo again")
+        state = "interrupted"
+    except FarensedError as e:
+        click.echo(f"Error: {e}", err=True)
+        state = "error"
     finally:
         stop_daemon(proc)
-    sys.exit(0 if state == "done" else 1)
+    sys.exit(0 if state == "done" else 130 if state == "interrupted" else 1)
+
+
+def run_demo(h: Home, job_file: Path) -> str:
+    """Submit the demo job (or take up the one an earlier run left unfinished), follow it, show its results."""
+    job_id = unfinished(h, job_file)
+    if job_id is not None:
+        click.echo(f"continuing job {job_id}, left unfinished by an earlier run (from its last checkpoint)")
+        if client.job(h, job_id).state == "paused":
+            subprocess.run([sys.executable, "-m", "farensed.cli.main", "resume", job_id], check=False)
+    else:
+        job_id = submit(h, job_file)
+        click.echo(f"submitted {job_file} as job {job_id}")
+    state = follow(h, job_id)
+    show_results(h, job_id)
+    return state
 
 
 if __name__ == "__main__":

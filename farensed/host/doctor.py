@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,15 @@ import psutil
 from farensed.core import status_peek
 from farensed.core.errors import FarensedError
 from farensed.core.jobfile import load_job
-from farensed.core.paths import Home
+from farensed.core.paths import REPO_ROOT, Home
 from farensed.core.spool.folders import SpoolDirs, permission_problem
 from farensed.core.spool.lock import daemon_alive
 from farensed.core.units import GIB
 from farensed.host import blas, facts, metal, service
 from farensed.host.cluster import rank_hosts
+
+SETUP = f"rerun {shlex.quote(str(REPO_ROOT / 'scripts' / 'setup'))}"  # absolute: a fix works from any folder
+SAMPLE_DATA = shlex.quote(str(REPO_ROOT / "data"))
 
 GUIDE_JOB_GB = 11.0  # the guide's own estimate for Mistral-7B 4-bit, batch 4, 512 tokens
 
@@ -38,7 +42,7 @@ def check_python() -> Check:
     v = sys.version_info
     ok = v >= (3, 11)
     return Check("python", "ok" if ok else "fail", f"Python {v.major}.{v.minor}.{v.micro} ({sys.executable})",
-                 "" if ok else "install Python 3.11 or newer and rerun scripts/setup")
+                 "" if ok else f"install Python 3.11 or newer and {SETUP}")
 
 
 def probe_mlx() -> dict | Check:
@@ -46,7 +50,7 @@ def probe_mlx() -> dict | Check:
                           env=blas.worker_env(), timeout=120)
     if proc.returncode:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return Check("mlx", "fail", f"MLX does not start: {tail}", "rerun scripts/setup")
+        return Check("mlx", "fail", f"MLX does not start: {tail}", SETUP)
     return json.loads(proc.stdout)
 
 
@@ -129,11 +133,16 @@ def check_metal_relax(home: Home) -> Check | None:
 
 
 def check_demo(home: Home) -> Check:
-    missing = [p for p in (home.models / "farense-tiny" / "config.json", home.data / "train.jsonl") if not p.exists()]
-    if missing:
-        return Check("demo", "warn", "missing: " + ", ".join(str(p) for p in missing),
-                     ".venv/bin/python -m farensed.demo.model --if-missing")
-    return Check("demo", "ok", "demo model and sample data present")
+    model, data = home.models / "farense-tiny" / "config.json", home.data / "train.jsonl"
+    missing = [p for p in (model, data) if not p.exists()]
+    if not missing:
+        return Check("demo", "ok", "demo model and sample data present")
+    fixes = [] if data.exists() else [f"mkdir -p {shlex.quote(str(home.data))} && cp {SAMPLE_DATA}/*.jsonl "
+                                       f"{shlex.quote(str(home.data))}/"]
+    if not model.exists():  # absolute: the fix works from any folder
+        fixes.append(f"{shlex.quote(sys.executable)} -m farensed.demo.model --if-missing --home "
+                     f"{shlex.quote(str(home.root))}")
+    return Check("demo", "warn", "missing: " + ", ".join(str(p) for p in missing), " && ".join(fixes))
 
 
 def run_checks(home: Home) -> list[Check]:
@@ -149,7 +158,7 @@ def check_launcher() -> Check:
     path = Path(sys.executable).parent / "mlx.launch"
     if path.exists():
         return Check("launch", "ok", f"{path} starts the ranks")
-    return Check("launch", "fail", f"{path} not found: mlx.launch comes with mlx", "rerun scripts/setup")
+    return Check("launch", "fail", f"{path} not found: mlx.launch comes with mlx", SETUP)
 
 
 def check_hosts(home: Home, job_file: Path) -> list[Check]:

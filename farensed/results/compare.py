@@ -10,8 +10,9 @@ from farensed.results.summary_table import rows
 from farensed.scoring.questions import summarize
 
 COMPARED = ("continued from", "status", "steps", "final train loss", "final val loss", "lowest val loss",
-            "best step", "best probe F1", "best val loss", "best by", "time", "probe time", "tokens/s", "load time",
-            "compile time", "peak memory GB", "micro-batch x accumulation", "downshifts", "restarts")
+            "best step", "best probe F1", "best val loss", "best by", "time", "probe time", "tokens/s overall",
+            "step tokens/s", "load time", "compile time", "peak memory GB", "micro-batch, mean over steps",
+            "longest steps' micro-batch x acc", "downshifts", "restarts")
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:

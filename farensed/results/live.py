@@ -16,6 +16,7 @@ from farensed.core.units import GIB
 from farensed.memory import plan as memplan
 from farensed.results.locate import RunRef, find_record
 from farensed.results.rundata import RunData, load_run
+from farensed.results.summary_table import mean_micro_batch
 from farensed.scoring.best import best_words
 
 ENDED_STATUS = frozenset({"done", "failed"})
@@ -141,9 +142,10 @@ def lines(f: Frame) -> list[tuple[str, str]]:
         ("Lowest val loss", fmt_num(_lowest(f))),
         ("Best adapters", _best(f)),
         ("Memory", _memory(f)),
-        ("Tokens/sec", fmt_num(p.tokens_per_sec if p else None, "{:.0f}")),
+        ("Step tokens/s", fmt_num(p.tokens_per_sec if p else None, "{:.0f}")),
         ("Steps/sec", fmt_num(p.steps_per_sec if p else None, "{:.2f}")),
-        ("Micro-batch x acc", _batch(f)),
+        ("Mb x acc, longest", _batch(f)),
+        ("Micro-batch, mean", fmt_num(mean_micro_batch(f.data), "{:.2f}")),
         ("Last step split", memplan.label(p.split) if p and p.split else "-"),
         ("Memory plan", memplan.describe(st.memory_model) if st and st.memory_model else "-"),
         ("Last checkpoint", (p.last_checkpoint if p else None) or (st.checkpoint if st else None) or "-"),

@@ -11,6 +11,7 @@ from farensed.core.paths import Home
 from farensed.core.reading import read_or_none
 from farensed.core.spool import records
 from farensed.core.spool.folders import SpoolDirs
+from farensed.core.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ def locate(home: Home, job: str) -> RunRef:
         raise FarensedError(f"job {job} is {rec.state}: it has no run folder yet ({rec.reason or 'not started'})")
     if "/" in job:
         raise FarensedError(f"{Path(job).expanduser()}: not a run folder (no {JOB_FILE})")
-    raise FarensedError(f"no job {job!r}: not in {home.spool / 'jobs'} and no {JOB_FILE} in {default}")
+    ids = [p.stem for p in SpoolDirs(home.spool).jobs.glob("*.json")] if SpoolDirs(home.spool).jobs.is_dir() else []
+    raise FarensedError(f"no job {job!r}: not in {home.spool / 'jobs'} and no {JOB_FILE} in {default}"
+                        f"{did_you_mean(job, ids)}")
 
 
 def default_job(home: Home) -> RunRef:

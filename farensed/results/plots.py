@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from farensed.core import schedule
 from farensed.core.formats import TARGETS, AnswerScores
 from farensed.results.adapters import best_about
 from farensed.results.rundata import RunData
@@ -121,10 +122,25 @@ def probe_plot(data: RunData, path: Path) -> Path:
         plt.close(fig)
 
 
+def schedule_points(data: RunData) -> tuple[list[int], list[float]] | None:
+    """The job's learning-rate schedule from step 0 to its last step (warm-up included), computed from
+    job.toml as the worker computes it; None without a readable job file or a step count."""
+    total = (data.summary.steps if data.summary else 0) or (data.state.total_steps if data.state else 0)
+    if data.spec is None or not total:
+        return None
+    return schedule.curve(data.spec.training, total)
+
+
 def lr_plot(data: RunData, path: Path) -> Path:
+    """The schedule as a line from step 0 (the warm-up shows), the rates logged as points on it."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(*_series(data.trains(), "learning_rate", data.offset), marker=".", color="#2ca02c", label="learning rate")
+    if (planned := schedule_points(data)) is not None:
+        steps, rates = planned
+        ax.plot([s + data.offset for s in steps], rates, color="#2ca02c", linewidth=1.2,
+                label="schedule (from job.toml)")
+    ax.plot(*_series(data.trains(), "learning_rate", data.offset), marker=".", linestyle="none", color="#1b5e20",
+            label="logged")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     try:
         return _finish(fig, ax, data, "learning rate", "learning rate", path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from farensed.core.textfmt import fmt_num, fmt_secs
+from farensed.memory.plan import count_splits
 from farensed.results.rundata import RunData
 
 
@@ -14,6 +15,24 @@ def _last(rows, attr):
 def _peak(data: RunData) -> float | None:
     vals = [r.peak_memory_gb for r in data.trains() if r.peak_memory_gb is not None]
     return max(vals) if vals else None
+
+
+def split_rows(name: str) -> list[int]:
+    """The micro-batches of one split as written in metrics rows: '4+4' -> [4, 4], '2x4' -> [2, 2, 2, 2]."""
+    out: list[int] = []
+    for part in name.split("+"):
+        rows, _, times = part.partition("x")
+        out += [int(rows)] * int(times or 1)
+    return out
+
+
+def mean_micro_batch(data: RunData) -> float | None:
+    """The micro-batch (examples per forward pass) averaged over the steps taken: each step counts
+    its examples over its micro-batches. The state's micro_batch is the longest steps' only."""
+    counts = count_splits(r.splits for r in data.trains())
+    per_step = [(sum(mbs) / len(mbs), n) for name, n in counts.items() if (mbs := split_rows(name))]
+    steps = sum(n for _, n in per_step)
+    return sum(m * n for m, n in per_step) / steps if steps else None
 
 
 def figures(data: RunData) -> dict[str, float | int | str | None]:
@@ -35,9 +54,12 @@ def figures(data: RunData) -> dict[str, float | int | str | None]:
         "load time": s.load_seconds if s else (st.load_seconds if st else None),
         "compile time": s.compile_seconds if s else (st.compile_seconds if st else None),
         "tokens": s.tokens if s else (last.tokens_seen if last else None),
-        "tokens/s": s.tokens_per_sec if s else _last(trains, "tokens_per_sec"),
+        # the summary's tokens over the whole training time (evals and probes in it); while it runs, the
+        # last log window's step tokens/s, as status shows it
+        "tokens/s overall" if s else "step tokens/s": s.tokens_per_sec if s else _last(trains, "tokens_per_sec"),
         "peak memory GB": _peak(data),
-        "micro-batch x accumulation": f"{st.micro_batch}x{st.grad_accumulation}" if st else None,
+        "micro-batch, mean over steps": mean_micro_batch(data),
+        "longest steps' micro-batch x acc": f"{st.micro_batch}x{st.grad_accumulation}" if st else None,
         "downshifts": len(st.downshifts) if st else 0,
         "restarts": s.restarts if s else (st.restarts if st else 0),
         "checkpoints": len(data.checkpoints),
@@ -67,8 +89,10 @@ def _show(key: str, v) -> str:
         return "-"
     if key.endswith("time"):
         return fmt_secs(v)
-    if key in ("tokens/s",):
+    if "tokens/s" in key:
         return f"{v:.0f}"
+    if key.startswith("micro-batch, mean"):
+        return f"{v:.2f}"
     if isinstance(v, float):
         return fmt_num(v, "{:.3f}" if "GB" in key else "{:.4f}")
     return str(v)

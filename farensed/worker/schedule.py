@@ -1,30 +1,5 @@
-"""Learning-rate schedule by optimizer step (pure): linear warm-up, then constant or cosine."""
+"""The learning-rate schedule the worker trains with: the shared, pure one in farensed/core/schedule.py."""
 
-from __future__ import annotations
+from farensed.core.schedule import curve, learning_rate, steps_per_epoch, total_steps
 
-import math
-
-from farensed.core.jobspec import Training
-
-
-def learning_rate(t: Training, step: int, total_steps: int) -> float:
-    """The rate for optimizer update number `step` (1-based): warm-up rises from 0 to the
-    base rate over warmup_steps, as in the guide (steps 1-100: 0 -> 2e-4)."""
-    base = t.learning_rate
-    if t.warmup_steps and step <= t.warmup_steps:
-        return base * step / t.warmup_steps
-    if t.schedule == "constant":
-        return base
-    span = max(total_steps - t.warmup_steps, 1)
-    progress = min(max(step - t.warmup_steps, 0) / span, 1.0)
-    return t.min_learning_rate + 0.5 * (base - t.min_learning_rate) * (1 + math.cos(math.pi * progress))
-
-
-def total_steps(t: Training, n_train: int) -> int:
-    """Steps for the run: epochs x ceil(examples / effective batch), or max_steps."""
-    per_epoch = steps_per_epoch(t, n_train)
-    return t.max_steps if t.max_steps else per_epoch * t.epochs
-
-
-def steps_per_epoch(t: Training, n_train: int) -> int:
-    return max(1, math.ceil(n_train / t.effective_batch))
+__all__ = ["curve", "learning_rate", "steps_per_epoch", "total_steps"]

@@ -79,3 +79,17 @@ def test_doctor_job_compares_every_host_with_this_one_and_names_the_one_that_is_
     gone = checks["host farensed-gone.invalid (rank 1)"]
     assert gone["level"] == "fail" and gone["detail"].startswith("does not answer:") and "ssh" in gone["fix"]
     assert proc.returncode == 1 and json.loads(proc.stdout)["ok"] is False
+
+
+def test_the_demo_fix_is_one_absolute_command_that_works_from_any_folder(tmp_path):
+    # Given a home without the demo model or data, and a folder outside the repository
+    home, elsewhere = tmp_path / "bare", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    fix = _checks(doctor(home, "--json"))["demo"]["fix"]
+    assert all(cmd.split()[0] in ("mkdir", "cp") or cmd.startswith("/") for cmd in fix.split(" && ")), fix
+    # When the fix is run as printed, from that folder
+    cp = subprocess.run(fix, shell=True, cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    # Then it worked, and doctor says the demo is ready
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert _checks(doctor(home, "--json"))["demo"]["level"] == "ok"

@@ -104,7 +104,7 @@ def test_watch_once_shows_the_monitor_fields_and_that_the_daemon_is_down(run, tm
     out = ctl("watch", "plotted", "--once", "--home", str(tmp_path)).stdout
     # Then the guide's monitor lines are there
     for text in ("Current loss", "1.4400", "Lowest val loss", "1.7000", "4.00 GB active", "budget 8 GB",
-                 "Tokens/sec", "300", "Steps/sec", "2.00", "2 x 4", "1 downshift(s), last at step 20 (4->2)",
+                 "Step tokens/s", "300", "Steps/sec", "2.00", "2 x 4", "1 downshift(s), last at step 20 (4->2)",
                  "checkpoint_epoch0_step30", "step 40/60", "66.7%", "ETA 0m10s", "daemon down", "not running"):
         assert text in out, text
     assert "job ended" not in out
