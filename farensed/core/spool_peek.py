@@ -105,15 +105,19 @@ def daemon_info(home: Home) -> dict:
 def status(home: Home) -> Fields | None:
     """The status view from plain JSON (as status.build makes it), or None: let the models say."""
     try:
-        recs = records(home.spool / "jobs")
+        everything = records(home.spool / "jobs")
+        recs = [r for r in everything if r.get("kind", "job") == "job"]  # as status.build: sweeps apart
+        sweeps = sorted((r for r in everything if r.get("kind") == "sweep" and r["state"] not in FINISHED),
+                        key=lambda r: r["seq"])
         daemon = daemon_info(home)
         queue = sorted((r for r in recs if r["state"] == "queued"), key=lambda r: (-r.get("priority", 0), r["seq"]))
         paused = sorted((r for r in recs if r["state"] == "paused"), key=lambda r: r["seq"])
-        done = sorted((r for r in recs if r["state"] in FINISHED),
+        done = sorted((r for r in everything if r["state"] in FINISHED),
                       key=lambda r: r.get("finished_at") or r["since"], reverse=True)[:RECENT]
         cur = next((r for r in recs if r["state"] == "running"), None)
         return Fields(daemon=daemon, current=view(cur) if cur else None,
                       queue=[view(r) for r in queue[:QUEUE_SHOWN]], queued_total=len(queue),
-                      paused=[view(r) for r in paused], recent=[view(r) for r in done], updated_at=time.time())
+                      paused=[view(r) for r in paused], recent=[view(r) for r in done],
+                      sweeps=[view(r) for r in sweeps], updated_at=time.time())
     except (NotPlain, TypeError, KeyError, AttributeError):
         return None
