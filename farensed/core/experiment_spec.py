@@ -80,6 +80,8 @@ class Sweep(_Table):
                                                    ' (higher is better); "val_loss" (lower is better)')
     pruner: Literal["none", "median", "halving", "hyperband"] = Field(
         "halving", description="stop hopeless trials at evals: successive halving, hyperband, median, or none")
+    prune_after: int | None = Field(None, ge=1, le=10**9, description="no trial is pruned before this step (the"
+                                    " pruner's first rung); default the first eval (cadence.eval_every)")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="the sampler's seed")
     params: dict[str, Values | Range] = Field(min_length=1, description='what to vary: "section.key" = [values] or'
                                               ' {min, max, log, step}')

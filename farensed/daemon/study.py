@@ -39,7 +39,7 @@ def _sampler(optuna, sweep: Sweep):
 
 
 def _pruner(optuna, sweep: Sweep, spec: JobSpec):
-    first = spec.cadence.eval_every  # steps are reported at evals: the first rung is the first eval
+    first = spec.sweep.prune_after or spec.cadence.eval_every  # steps are reported at evals
     if sweep.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=2)
     if sweep.pruner == "hyperband":
