@@ -7,6 +7,7 @@ schema before anything runs, so a sweep never starts a trial that its own job fi
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import types
@@ -79,8 +80,12 @@ def problems(raw: dict, sweep: Sweep) -> list[tuple[str, str]]:
     for key, spec in sweep.params.items():
         where = f"sweep.params.{key}"
         if key not in allowed:
-            hint = "; it cannot be swept" if key in NOT_SWEPT or key.split(".")[0] in NOT_SWEPT else ""
-            out.append((where, f"unknown key {key!r}{hint} (sweepable: {', '.join(sorted(allowed))})"))
+            if key in NOT_SWEPT or key.split(".")[0] in NOT_SWEPT:
+                hint = ": it cannot be swept (it says what is trained on what, and where)"
+            else:
+                close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else " (docs/experiments.md lists what can be swept)"
+            out.append((where, f"unknown key {key!r}{hint}"))
             continue
         if isinstance(spec, Range):
             if allowed[key] != "number":

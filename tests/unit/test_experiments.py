@@ -16,7 +16,7 @@ from farensed.core.paths import Home
 from farensed.core.sweep_params import sweepable, trial_count, with_values
 
 BAD_SWEEPS = {
-    '"training.nosuch" = [1, 2]': ("sweep.params.training.nosuch", "unknown key 'training.nosuch'"),
+    '"training.warmup_step" = [1, 2]': ("sweep.params.training.warmup_step", "did you mean training.warmup_steps?"),
     '"model" = ["a", "b"]': ("sweep.params.model", "it cannot be swept"),
     '"lora.rank" = []': ("sweep.params", "lora.rank: an empty list of values"),
     '"training.learning_rate" = {min = 1e-2, max = 1e-4}': ("sweep.params", "min 0.01 is larger than max 0.0001"),
