@@ -80,3 +80,39 @@ def test_a_trials_job_file_is_the_sweeps_job_with_its_values(home):
     assert tomllib.loads(text) == trial
     assert {"training.learning_rate", "lora.rank", "lora.num_layers", "training.schedule"} <= set(sweepable())
     assert not {"model", "data", "output", "name"} & set(sweepable())
+
+
+def _adapters(path, layers: int = 2, rank: int = 8, modules=("q_proj", "v_proj"), width: int = 128) -> None:
+    """A safetensors file of LoRA tensors (zeros) with mlx-lm's names, written by hand."""
+    import json
+    import struct
+
+    header, offset = {}, 0
+    for n in range(layers):
+        for m in modules:
+            for part, shape in (("lora_a", [width, rank]), ("lora_b", [rank, width])):
+                size = 4 * shape[0] * shape[1]
+                header[f"model.layers.{n}.self_attn.{m}.{part}"] = {"dtype": "F32", "shape": shape,
+                                                                    "data_offsets": [offset, offset + size]}
+                offset += size
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+
+
+def test_adapters_that_do_not_fit_the_model_or_lora_are_named_by_key(home, tmp_path):
+    from farensed.core import lineage
+
+    def problems(lora: str, **kw) -> list[str]:
+        folder = tmp_path / f"a{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        _adapters(folder / "adapters.safetensors", **kw)
+        spec = parse_job(small_job(4) + f'[lora]\nnum_layers = -1\n{lora}\n[init]\npath = "{folder}"\n')
+        return [f"{k}: {m}" for k, m in lineage.problems(spec, Home(home))]
+
+    fits = 'target_modules = ["q_proj", "v_proj"]\nrank = 8'
+    assert problems(fits) == []
+    assert any(p.startswith("lora.rank: ") for p in problems(fits, rank=4))
+    assert any(p.startswith("lora.target_modules: ") for p in problems(fits, modules=("q_proj", "k_proj")))
+    assert any(p.startswith("model: ") and "another model" in p for p in problems(fits, layers=3))
+    assert any(p.startswith("model: ") and "another model" in p for p in problems(fits, width=96))
+    assert any(p.startswith("lora.num_layers: ") for p in problems(fits, layers=1))
