@@ -82,7 +82,7 @@ class Run:
         self._load_model()
         # [init] adapters carried over from another job go here: after LoRA, before resume()'s checkpoint
         train, valid = self._load_data()
-        self.make_optimizer()
+        self.build_optimizer()
         self._make_trainer(train, valid)
         self._plan_probe()
         self.dist.check_same("the tokenized training data (data, max_seq_length, mask_prompt, tokenizer)",
@@ -138,7 +138,7 @@ class Run:
         self.splits, self.truncated = got.splits, got.truncated
         return got.train, got.valid
 
-    def make_optimizer(self) -> None:
+    def build_optimizer(self) -> None:
         """The job's optimizer, its state set up for the trainable parameters (resume() may replace it)."""
         t = self.spec.training
         self.optimizer = make_optimizer(t.optimizer, t.learning_rate, t.weight_decay)
