@@ -38,9 +38,11 @@ from farensed.worker.cadence import Cadence
 from farensed.worker.distributed import Solo
 from farensed.worker.eta import at_start
 from farensed.worker.faults import Faults
+from farensed.worker.finish import complete, final_outputs
 from farensed.worker.memory import MemoryPlanner
 from farensed.worker.memory_probe import MemoryProbe
 from farensed.worker.model import BadJob, adapter_weights, apply_lora, load_base, model_path
+from farensed.worker.scoring import score
 from farensed.worker.step import make_optimizer
 from farensed.worker.trainer import Trainer
 
@@ -115,9 +117,6 @@ class Run:
 
     def finish(self) -> None:
         """Rank 0: the final outputs (unless a restart found them written), the scoring phase, the summary."""
-        from farensed.worker.finish import complete, final_outputs
-        from farensed.worker.scoring import score
-
         if not self.dist.is_root:  # rank 0 writes the outputs and scores alone
             self.log.info("rank_done", steps=self.trainer.progress.step)
             return
