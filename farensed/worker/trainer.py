@@ -150,10 +150,9 @@ class Trainer:
     def optimizer_step(self) -> None:
         """Compute and apply step progress.step+1 (one optimizer update), redoing it split narrower after
         out-of-memory."""
-        started = time.monotonic()
+        started, step = time.monotonic(), self.progress.step + 1
         idx = self.step_examples()
         while True:
-            step = self.progress.step + 1
             sizes = self.planner.split(idx, step)  # the whole step decides checkpointing, alike on every rank
             mine = idx
             if self.dist.size > 1:  # then each rank splits its own share under the agreed model
@@ -168,10 +167,10 @@ class Trainer:
             except OutOfMemory as e:
                 self.planner.correct(e, step)
         n = int(self._targets[idx].sum())
-        if self.faults.nan_at(self.progress.step + 1):
+        if self.faults.nan_at(step):
             loss = mx.array(float("nan"))
         if n > 0 and all_finite(loss, grad):
-            self.optimizer.learning_rate = learning_rate(self.spec.training, self.progress.step + 1, self.total)
+            self.optimizer.learning_rate = learning_rate(self.spec.training, step, self.total)
             self.fns.update(grad, mx.array(float(n)))
             mx.eval(self.model.trainable_parameters(), self.optimizer.state)
             self.progress.nonfinite_streak = 0
