@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from farensed.worker import batching
 from farensed.worker.answering import batched, one_at_a_time, prompt_ids, target_weights
+from farensed.worker.data import tokenize_split
 from farensed.worker.grad_checkpoint import set_grad_checkpoint
 from farensed.worker.model import adapter_weights, apply_lora, load_base
-from farensed.worker.run import tokenize_split
 from farensed.worker.step import StepFunctions, make_optimizer, token_sum_loss
 
 __all__ = [

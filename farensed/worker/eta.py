@@ -16,12 +16,12 @@ def _last_eval(rows: list[MetricsRow]) -> MetricsRow | None:
 
 def per_answer(run) -> float:
     """Seconds per answered question in the last probe (0 before any)."""
-    last = next((r for r in reversed(run.trainer.p.metrics) if r.probe_seconds is not None), None)
+    last = next((r for r in reversed(run.trainer.progress.metrics) if r.probe_seconds is not None), None)
     return last.probe_seconds / run.probe.questions if last and run.probe.questions else 0.0
 
 
 def eval_seconds(run) -> float:
-    last = _last_eval(run.trainer.p.metrics)
+    last = _last_eval(run.trainer.progress.metrics)
     return (last.eval_seconds or 0.0) + (last.probe_seconds or 0.0) if last else 0.0
 
 
@@ -34,14 +34,14 @@ def eta(run, steps_per_sec: float | None) -> float | None:
     tr = run.trainer
     if not steps_per_sec:
         return None
-    evals = job_time.evals_left(tr.p.step, tr.total, run.spec.cadence.eval_every, tr.p.eval_pending)
-    return round(job_time.eta_seconds(tr.total - tr.p.step, 1 / steps_per_sec, evals, eval_seconds(run),
+    evals = job_time.evals_left(tr.progress.step, tr.total, run.spec.cadence.eval_every, tr.progress.eval_pending)
+    return round(job_time.eta_seconds(tr.total - tr.progress.step, 1 / steps_per_sec, evals, eval_seconds(run),
                                       scoring(run)), 1)
 
 
 def at_start(run, row: MetricsRow) -> PlanEstimate | None:
     """The job's figures as its first timed steps show them (None without a timed step)."""
-    tr, last = run.trainer, _last_eval(run.trainer.p.metrics)
+    tr, last = run.trainer, _last_eval(run.trainer.progress.metrics)
     if not row.steps_per_sec:
         return None
     evals = len(job_time.eval_steps(tr.total, run.spec.cadence.eval_every)) if last else 0

@@ -3,6 +3,8 @@ then, after the scoring phase, the summary with the answer scores and the state 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlx_lm.sample_utils import make_sampler
 
 from farensed.core.atomic import atomic_write_json
@@ -22,7 +24,9 @@ from farensed.worker import outputs
 from farensed.worker.answering import batched, prompt_ids
 from farensed.worker.infer import chat_messages
 from farensed.worker.model import adapter_weights, load_adapter_file, parameter_counts
-from farensed.worker.run import Run
+
+if TYPE_CHECKING:
+    from farensed.worker.run import Run
 
 
 def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
@@ -33,7 +37,7 @@ def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
     return [Answer(prompt=p, answer=t) for p, t in zip(g.prompts, texts)]
 
 
-def finish(run: Run) -> TrainingSummary:
+def final_outputs(run: Run) -> TrainingSummary:
     """Write the final outputs and enter the scoring phase; idempotent, so a crash here is redone
     on the next start."""
     tr, spec, out = run.trainer, run.spec, run.dir
@@ -44,7 +48,7 @@ def finish(run: Run) -> TrainingSummary:
         outputs.write_adapter_folder(best, adapter_weights(run.model), cfg)
     atomic_write_json(out / TRAINING_CONFIG,
                       outputs.training_config(spec, run.model_path, str(run.home.resolve(spec.data)), cfg))
-    outputs.export_metrics(out, tr.p.metrics)
+    outputs.export_metrics(out, tr.progress.metrics)
     run.write_progress("generating")
     replies = []
     if spec.generate.prompts:
@@ -70,19 +74,21 @@ def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
 
 def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
     tr = run.trainer
-    trains = [r for r in tr.p.metrics if r.kind == "train" and r.train_loss is not None]
-    evals = [r for r in tr.p.metrics if r.kind == "eval"]
+    p = tr.progress
+    trains = [r for r in p.metrics if r.kind == "train" and r.train_loss is not None]
+    evals = [r for r in p.metrics if r.kind == "eval"]
     trainable, total = parameter_counts(run.model)
-    secs = tr.p.elapsed
+    secs = p.elapsed
     return TrainingSummary(
-        job=run.spec.name, model=run.model_path, steps=tr.p.step, epochs=round(tr.p.step / tr.per_epoch, 3),
+        job=run.spec.name, model=run.model_path, steps=p.step, epochs=round(p.step / tr.per_epoch, 3),
         final_train_loss=trains[-1].train_loss if trains else None,
-        final_val_loss=evals[-1].val_loss if evals else None, best_val_loss=tr.p.best_val_loss,
-        best_step=tr.p.best_step, seconds=round(secs, 3), tokens=tr.p.tokens_seen,
-        tokens_per_sec=round(tr.p.tokens_seen / secs, 1) if secs else 0.0,
+        final_val_loss=evals[-1].val_loss if evals else None, best_val_loss=p.best_val_loss,
+        best_step=p.best_step, seconds=round(secs, 3), tokens=p.tokens_seen,
+        tokens_per_sec=round(p.tokens_seen / secs, 1) if secs else 0.0,
         load_seconds=run.state.load_seconds, compile_seconds=run.state.compile_seconds,
-        trainable_parameters=trainable, total_parameters=total, downshifts=tr.downshifts, memory_model=tr.memory,
-        restarts=run.state.restarts, skipped_nonfinite_steps=tr.p.skipped_nonfinite, truncated_examples=run.truncated,
+        trainable_parameters=trainable, total_parameters=total, downshifts=run.planner.downshifts,
+        memory_model=run.planner.memory_model, restarts=run.state.restarts,
+        skipped_nonfinite_steps=p.skipped_nonfinite, truncated_examples=run.truncated,
         answers=answers, adapters=str(run.dir), best_adapters=str(run.dir / BEST_ADAPTERS),
-        best_score=tr.p.best_score, probe=run.state.probe, probe_seconds=round(tr.p.probe_seconds, 3),
+        best_score=p.best_score, probe=run.state.probe, probe_seconds=round(p.probe_seconds, 3),
         stopped_early=run.stopped_early)

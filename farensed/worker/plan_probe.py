@@ -39,7 +39,7 @@ def measure(args, out=sys.stdout) -> None:
 
     logs.configure(console=False)
     run = Run(args.run_dir.resolve(), Home.from_option(args.home), logs.get(plan=str(args.run_dir)))
-    run.load()
+    run.setup()
     run.resume()
     tr = run.trainer
     load_seconds = time.time() - psutil.Process().create_time()  # imports, loading, tokenizing
@@ -67,7 +67,7 @@ def _steps(tr, n: int) -> tuple[float, float]:
     times = []
     for _ in range(n + 1):
         t = time.monotonic()
-        tr.train_step()
+        tr.optimizer_step()
         times.append(time.monotonic() - t)
     steps = tr.step_lengths(0)
     measured = sum(sum(s) for s in steps[1:n + 1]) / max(len(steps[1:n + 1]), 1)
@@ -78,8 +78,8 @@ def _steps(tr, n: int) -> tuple[float, float]:
 def _largest_step(tr) -> None:
     """The epoch's step with the most tokens, once: the peak memory the job will reach."""
     steps = tr.step_lengths(0)
-    tr.p.cursor = Cursor(epoch=0, index=max(range(len(steps)), key=lambda i: sum(steps[i])))
-    tr.train_step()
+    tr.progress.cursor = Cursor(epoch=0, index=max(range(len(steps)), key=lambda i: sum(steps[i])))
+    tr.optimizer_step()
 
 
 def main(argv=None) -> int:

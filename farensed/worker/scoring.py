@@ -9,14 +9,18 @@ worker killed here answers only what is left, the same questions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from farensed.core import job_time
 from farensed.core.atomic import append_line, atomic_write_text
 from farensed.core.formats import ANSWERS, TARGETS, AnswerScores, ScoredQuestion, ScoringPlan, read_answers
 from farensed.scoring.questions import HeldOut, Question, held_out, prompt_questions, scored_questions, summarize
 from farensed.worker import eta
 from farensed.worker.answering import Answerer, target_weights
-from farensed.worker.run import Run
 from farensed.worker.trainer import StopRequested
+
+if TYPE_CHECKING:
+    from farensed.worker.run import Run
 
 
 def score(run: Run) -> AnswerScores | None:

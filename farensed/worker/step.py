@@ -1,4 +1,5 @@
-"""The training step: token-summed loss, gradient accumulation over micro-batches, one update.
+"""The step's math, compiled: the micro-step (token-summed loss and gradient of one micro-batch,
+added to the step's sum) and the update that ends the optimizer step (Trainer.optimizer_step).
 
 A step is one optimizer update over an effective batch. Its gradient is the sum of the
 micro-batches' token-summed gradients divided once by the step's real target count, so

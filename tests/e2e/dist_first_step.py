@@ -15,19 +15,19 @@ from mlx.utils import tree_flatten
 
 from farensed.core import logs
 from farensed.core.paths import Home
-from farensed.worker import distributed, memory
+from farensed.worker import distributed
 from farensed.worker.run import Run
 
 
 def main(run_dir: Path, out: Path, backend: str | None) -> None:
     logs.configure(console=False)
     run = Run(run_dir, Home(run_dir.parent), logs.get(), dist=distributed.init(backend))
-    run.load()
+    run.setup()
     run.resume()
     tr, dist = run.trainer, run.dist
     idx = tr.step_examples()
     mine = dist.share(idx, tr._lengths)
-    sizes = memory.split_step(tr, mine)
+    sizes = run.planner.split(mine, tr.progress.step + 1)
     loss, ntoks, grad = dist.step_sum(lambda: tr.gradient(mine, sizes), run.model.trainable_parameters(), False)
     if dist.is_root:
         mx.save_safetensors(str(out), {**dict(tree_flatten(grad)), "__loss": loss, "__ntoks": ntoks,

@@ -116,7 +116,7 @@ def test_the_first_step_of_two_ranks_sums_to_the_gradient_of_one_process(tmp_pat
     # ... and by one process
     logs.configure(console=False)
     solo = Run(run, Home(tmp_path), logs.get())
-    solo.load()
+    solo.setup()
     idx = solo.trainer.step_examples()
     loss, ntoks, grad = solo.trainer.gradient(idx, [len(idx)])
     one = dict(tree_flatten(grad))

@@ -21,7 +21,7 @@ def run(tmp_path_factory):
     logs.configure(console=False)
     r = Run(make_run(tmp_path_factory.mktemp("math"), "r", small_job(8)), Home(tmp_path_factory.getbasetemp()),
             logs.get(), compile=True)
-    r.load()
+    r.setup()
     return r
 
 
@@ -164,6 +164,6 @@ def test_a_job_asking_for_checkpointing_starts_with_it_on(tmp_path):
     logs.configure(console=False)
     r = Run(make_run(tmp_path, "gc", small_job(2, memory={"grad_checkpoint": True})), Home(tmp_path), logs.get())
     # When the worker loads it, Then every block is checkpointed and the state says so
-    r.load()
+    r.setup()
     assert is_grad_checkpointed(r.model) and r.state.grad_checkpoint
     assert all(type(b).__name__.startswith("Checkpointed") for b in r.model.layers)
