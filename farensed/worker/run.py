@@ -17,6 +17,7 @@ import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 from mlx_lm.tuner.datasets import create_dataset
 
+from farensed.core import data_checks
 from farensed.core.atomic import atomic_write_json
 from farensed.core.datasets import Example, load_splits
 from farensed.core.exitcodes import EXIT_STOPPED
@@ -94,6 +95,8 @@ class Run:
         splits = load_splits(self.home.resolve(spec.data), spec.valid_fraction, spec.training.seed)
         self.splits = splits
         train = tokenize_split(splits.train, self.tokenizer, spec)
+        data_checks.require_targets(self.home.resolve(spec.data), int(train.n_targets.sum()) if train else 0,
+                                    spec.training.max_seq_length, spec.mask_prompt)  # exit EXIT_BAD_JOB, not done
         valid = tokenize_split(splits.valid, self.tokenizer, spec)
         self._note_data(train, valid)
         self.optimizer = make_optimizer(spec.training.optimizer, spec.training.learning_rate,
