@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from farensed.core.atomic import atomic_write_text
 from farensed.core.errors import FarensedError
 from farensed.core.formats import HostfileHost, MlxHostfile
-from farensed.core.hostnames import check_device, check_env
+from farensed.core.hostnames import check_device, check_env, is_ip
 from farensed.core.jobspec import Distributed
 from farensed.core.paths import Home
 from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
@@ -87,7 +87,7 @@ def rank_hosts(dist: Distributed, home: Home) -> list[HostfileHost]:
     if dist.hostfile:
         return list(read_hostfile(hostfile_path(dist, home)).hosts)
     names = dist.hosts or [LOOPBACK]
-    return [HostfileHost(ssh=h, ips=[h]) for h in names for _ in range(dist.processes)]
+    return [HostfileHost(ssh=h, ips=[h] if is_ip(h) else []) for h in names for _ in range(dist.processes)]
 
 
 def needs_ssh(host: HostfileHost) -> bool:
