@@ -302,7 +302,8 @@ class Chaos:
             if extra is None:
                 os.mkfifo(path)
             else:
-                extra = extra.format(home=self.home, victim=f.target, victim_upper=self.folder_of(f.target).upper())
+                folder = self.folder_of(f.target)  # a mount job's folder is nested: name the real one
+                extra = extra.format(home=self.home, victim=folder, victim_upper=folder.upper())
                 top, _, rest = rig.job_toml(name, 2, seed=0).partition("\n[")
                 path.write_text(rig.job_toml(name, 2, seed=0) + extra if extra.startswith("[") else
                                 top + "\n" + extra + "\n[" + rest)
