@@ -16,8 +16,8 @@ from farensed.core.errors import DataError, JobFileError
 from farensed.core.jobfile import Problem, key_lines, load_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.model_source import looks_like_hub_id
+from farensed.core.output_rule import output_dir, output_problem, recorded_outputs
 from farensed.core.paths import Home
-from farensed.core.spool import records
 from farensed.core.system_prompt import data_system
 from farensed.core.units import GIB
 from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
@@ -37,10 +37,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:
-    return home.resolve(spec.output) if spec.output else home.checkpoints / job_id
 
 
 def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str,
@@ -79,43 +75,6 @@ def _check_questions_file(add, path: Path) -> None:
         add("evaluate.data", f"{bad[0]}" + (f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""))
     elif not found:
         add("evaluate.data", f"{path}: no examples in it")
-
-
-def output_problem(out: Path, home: Home, others: dict[str, str], job_id: str) -> str | None:
-    """Why a job may not write to `out`, or None: the one rule of validate, submit and the daemon.
-    Paths are compared resolved (`checkpoints/zz/../victim` is `checkpoints/victim`) and casefolded
-    (on macOS's case-insensitive disk `checkpoints/Victim` is the same folder); the output must be a
-    folder strictly inside the checkpoints root, and neither inside nor around another job's folder."""
-    out, root = out.resolve(), home.checkpoints.resolve()
-    if _folded(out) == _folded(root):
-        return f"{out} is the checkpoints root itself; give a folder inside it"
-    if root not in out.parents:
-        return f"{out} is outside the checkpoints root {root}"
-    mine = _folded(out)
-    for other, folder in sorted(others.items()):
-        theirs = Path(folder).resolve()
-        if other == job_id:
-            continue
-        if _folded(theirs) == mine:
-            return f"{out} is already the output folder of job {other}"
-        if _inside(mine, _folded(theirs)) or _inside(_folded(theirs), mine):
-            return f"{out} is inside or around the output folder of job {other} ({theirs})"
-    return None
-
-
-def _folded(p: Path) -> tuple[str, ...]:
-    return tuple(part.casefold() for part in p.parts)
-
-
-def _inside(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """`a` is strictly inside `b` (both casefolded parts)."""
-    return len(a) > len(b) and a[: len(b)] == b
-
-
-def recorded_outputs(home: Home) -> dict[str, str]:
-    """Every recorded job's output folder, by job id (what validate and submit compare against)."""
-    found, _ = records.scan(home.spool / "jobs")
-    return {r.id: r.output_dir for r in found.values() if r.output_dir}
 
 
 def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:

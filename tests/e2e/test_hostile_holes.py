@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,28 @@ def test_mlx_launch_reads_the_checked_copy_of_the_hostfile(home, tmp_path):
         raise AssertionError("a hostfile with LD_PRELOAD was planned")
     except HostfileError as e:
         assert "envs.0" in str(e) and "LD_PRELOAD" in str(e)
+
+
+def test_a_data_parallel_job_runs_from_the_checked_copy_of_its_hostfile(home):
+    # Given a two-rank job on this machine whose hostfile sets an allowed env
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loop = [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * 2
+    (home / "hosts.json").write_text(json.dumps({"envs": ["MLX_FARENSED_PROBE=1"], "hosts": loop}))
+    (home / "spool").mkdir()
+    (home / "spool" / "pair.toml").write_text(
+        small_job(2, "pair") + f'[distributed]\nbackend = "ring"\nhostfile = "hosts.json"\nport = {port}\n')
+    # When the daemon runs it through mlx.launch
+    cp = subprocess.run([PY, "-m", "farensed.daemon.main", "run", "--once"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
+    # Then it ends done, with the checked copy (what mlx.launch read) in the run folder
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert record(home, "pair")["state"] == "done", record(home, "pair")
+    copy = home / "checkpoints" / "pair" / "hostfile.json"
+    assert json.loads(copy.read_text())["envs"] == ["MLX_FARENSED_PROBE=1"]
+    started = [json.loads(x) for x in (home / "logs" / "farensed.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "worker_started" for e in started)
 
 
 def test_a_fifo_among_the_requests_leaves_the_daemon_responsive(home, daemon):
