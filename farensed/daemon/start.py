@@ -40,8 +40,9 @@ def start_next(d: Daemon) -> None:
         # where the file is: while its record cannot be written (a full disk) it may lag behind the state
         job_file = find_job_file(d.dirs, rec.id) or d.dirs.job_file(rec.state, rec.id)
         preflight(job_file, d.home, rec.model_local)
+        run_copy = Path(rec.output_dir) / JOB_FILE  # what the worker reads; made from the spool's file once
+        recheck(d, rec, run_copy if run_copy.exists() else job_file)
         run_dir = prepare_run(job_file, Path(rec.output_dir))
-        recheck(d, rec, run_dir / JOB_FILE)
         if rec.state == "queued":
             rec = d.move(rec, "running", None)
         try:
@@ -61,8 +62,9 @@ class NoLongerValid(FarensedError):
 
 
 def recheck(d: Daemon, rec, job_file: Path) -> None:
-    """Every check of intake, again, on the file the worker reads (the run folder's job.toml): a queued
-    file or a run folder's copy edited since intake never runs unchecked."""
+    """Every check of intake, again, on the file the worker will read (the run folder's job.toml, or the
+    spool's file it is about to be copied from): a queued file or a run folder's copy edited since
+    intake never runs unchecked, and a bad file is never copied into the run folder."""
     rep = check_job(job_file, d.home, check_paths=True, allow_remote_code=d.cfg.allow_remote_code, job_id=rec.id,
                     measure_tokens=False, other_outputs=outputs_of(d))
     if not rep.ok:

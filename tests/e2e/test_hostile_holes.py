@@ -145,7 +145,7 @@ def test_job_files_edited_after_intake_or_before_a_retry_are_checked_again(home,
     rec = state_of(home, "edited", ("failed", "done"), 120)
     assert rec["state"] == "failed" and "no longer passes the checks" in rec["reason"], rec
     assert "trust_remote_code" in rec["reason"]
-    assert not (home / "checkpoints" / "edited" / "worker.log").exists()
+    assert not (home / "checkpoints" / "edited").exists()  # nothing copied: fixed and retried, it runs
     # When the cancelled job's run-folder copy is edited the same way and retried
     state_of(home, "blocker", ("cancelled",), 120)
     run_job = home / "checkpoints" / "blocker" / JOB_FILE
