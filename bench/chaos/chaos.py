@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import random
 import signal
@@ -56,7 +57,12 @@ HOSTILE = {
     "another_jobs_folder": 'output = "checkpoints/zz/../{victim}"\n',
     "wrong_type": 'mask_prompt = "yes"\n',
     "fifo": None,  # a FIFO named *.toml
+    "newline_host": '[distributed]\nbackend = "any"\nhosts = ["127.0.0.1", "box\\n"]\n',
+    "hostfile_env": '[distributed]\nbackend = "ring"\nhostfile = "{home}/hostile-hosts.json"\n',
+    "case_folder": 'output = "checkpoints/{victim_upper}"\n',  # the running job's folder, other case
 }
+# hostfile_env's hostfile: loopback ranks, and an env that would preload code into every rank
+HOSTILE_HOSTFILE = {"envs": ["LD_PRELOAD=/tmp/hostile.so"], "hosts": [{"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}] * 2}
 VARIANTS = 3  # distinct jobs (training seeds); chaos job i is variant i % VARIANTS
 CKPT_EVERY = 3
 TMPFS_MIB = 80  # a checkpoint needs its tensors plus the worker's 64 MiB margin free
@@ -286,13 +292,18 @@ class Chaos:
     def do_hostile_file(self, f: Fault, pid: int, step: int) -> str | None:
         """Drop one file of every hostile kind into the spool; the report checks that each ended rejected."""
         names = []
+        (self.home / "hostile-hosts.json").write_text(json.dumps(HOSTILE_HOSTFILE))
+        fifo = self.home / "spool" / "requests" / f"{time.time_ns()}-1-cancel-{f.target}.json"
+        os.mkfifo(fifo)  # a FIFO among the control requests: set aside unread, the daemon never freezes
+        f.expect["request_fifos"] = [str(fifo)]
         for kind, extra in sorted(HOSTILE.items()):
             name = f"hostile-{kind}-{len(self.faults)}-{int(time.monotonic() * 1000) % 100000}"
             path = self.home / "spool" / f"{name}.toml"
             if extra is None:
                 os.mkfifo(path)
             else:
-                extra = extra.format(home=self.home, victim=f.target)
+                folder = self.folder_of(f.target)  # a mount job's folder is nested: name the real one
+                extra = extra.format(home=self.home, victim=folder, victim_upper=folder.upper())
                 top, _, rest = rig.job_toml(name, 2, seed=0).partition("\n[")
                 path.write_text(rig.job_toml(name, 2, seed=0) + extra if extra.startswith("[") else
                                 top + "\n" + extra + "\n[" + rest)
@@ -300,6 +311,14 @@ class Chaos:
         f.expect["hostile_files"] = names
         kinds = ", ".join(sorted(HOSTILE))
         return f"dropped {len(names)} hostile files ({kinds}) while {f.when_job} ran at step {step}"
+
+    def folder_of(self, job_id: str) -> str:
+        """The job's output folder under checkpoints/, as its record has it (a mount job's is nested)."""
+        out = (self.recs.get(job_id) or {}).get("output_dir") or str(self.home / "checkpoints" / job_id)
+        try:
+            return str(Path(out).resolve().relative_to((self.home / "checkpoints").resolve()))
+        except ValueError:
+            return job_id
 
     def do_remove_queued(self, f: Fault, pid: int, step: int) -> str | None:
         queued = [j for j in self.jobs if (self.recs.get(j.id) or {}).get("state") == "queued"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -234,6 +235,9 @@ class Report:
         stuck = [n for n, st in states.items() if st is None]
         ran = [n for n, st in states.items() if st not in (None, "rejected")]
         pwned = (self.c.home / "pwned").exists()
+        fifos = [p for f in self.c.faults for p in f.expect.get("request_fifos", []) if os.path.lexists(p)]
+        if fifos:
+            self.fail.append(f"request FIFOs left in spool/requests (never set aside): {len(fifos)}")
         self.line(f"hostile files: {len(names)} dropped, {len(names) - len(stuck) - len(ran)} rejected,"
                   f" {len(ran)} accepted, {len(stuck)} stuck; a command from a job file ran: {pwned}")
         for n in stuck + ran:

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from textwrap import shorten
 
+from farensed.core.data_checks import no_targets_problem, target_count, token_pairs
 from farensed.core.datasets import Example, Splits, load_splits, read_jsonl
 from farensed.core.errors import DataError, JobFileError
 from farensed.core.jobfile import Problem, key_lines, load_job
 from farensed.core.jobspec import JobSpec
 from farensed.core.model_source import looks_like_hub_id
+from farensed.core.output_rule import output_dir, output_problem, recorded_outputs
 from farensed.core.paths import Home
-from farensed.core.spool import records
 from farensed.core.system_prompt import data_system
 from farensed.core.units import GIB
 from farensed.host.cluster import HostfileError, is_this_machine, rank_hosts
@@ -37,10 +38,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def output_dir(spec: JobSpec, job_id: str, home: Home) -> Path:
-    return home.resolve(spec.output) if spec.output else home.checkpoints / job_id
 
 
 def _check_paths(rep: Report, spec: JobSpec, home: Home, lines: dict, job_id: str,
@@ -79,32 +76,6 @@ def _check_questions_file(add, path: Path) -> None:
         add("evaluate.data", f"{bad[0]}" + (f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""))
     elif not found:
         add("evaluate.data", f"{path}: no examples in it")
-
-
-def output_problem(out: Path, home: Home, others: dict[str, str], job_id: str) -> str | None:
-    """Why a job may not write to `out`, or None: the one rule of validate, submit and the daemon.
-    Paths are compared resolved (`checkpoints/zz/../victim` is `checkpoints/victim`); the output must be
-    a folder strictly inside the checkpoints root, and neither inside nor around another job's folder."""
-    out, root = out.resolve(), home.checkpoints.resolve()
-    if out == root:
-        return f"{out} is the checkpoints root itself; give a folder inside it"
-    if root not in out.parents:
-        return f"{out} is outside the checkpoints root {root}"
-    for other, folder in sorted(others.items()):
-        theirs = Path(folder).resolve()
-        if other == job_id:
-            continue
-        if theirs == out:
-            return f"{out} is already the output folder of job {other}"
-        if theirs in out.parents or out in theirs.parents:
-            return f"{out} is inside or around the output folder of job {other} ({theirs})"
-    return None
-
-
-def recorded_outputs(home: Home) -> dict[str, str]:
-    """Every recorded job's output folder, by job id (what validate and submit compare against)."""
-    found, _ = records.scan(home.spool / "jobs")
-    return {r.id: r.output_dir for r in found.values() if r.output_dir}
 
 
 def _check_extras(rep: Report, spec: JobSpec, lines: dict) -> None:
@@ -147,19 +118,6 @@ def _tokenizer(spec: JobSpec, home: Home):
     return AutoTokenizer.from_pretrained(str(model))
 
 
-def _lengths(tok, examples: list[Example]) -> list[int]:
-    """Token lengths as the worker will see them: chat template applied."""
-    out = []
-    for ex in examples:
-        if ex.format == "text":
-            out.append(len(tok.encode(ex.obj["text"])) + 1)
-            continue
-        msgs = ex.obj["messages"] if ex.format == "chat" else [
-            {"role": "user", "content": ex.obj["prompt"]}, {"role": "assistant", "content": ex.obj["completion"]}]
-        out.append(len(tok.apply_chat_template(msgs, tokenize=True, return_dict=False)))
-    return out
-
-
 def _describe_split(name: str, exs: list[Example], lengths: list[int] | None, max_len: int) -> str:
     fmt = exs[0].format if exs else "-"
     answers = Counter(e.answer for e in exs)
@@ -199,9 +157,11 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
     longest = 0
     for name, exs in (("train", splits.train), ("valid", splits.valid), ("test", splits.test)):
         if exs or name != "test":
-            lengths = _lengths(tok, exs) if exs and tok is not None else None
+            pairs = token_pairs(tok, exs, spec.mask_prompt) if exs and tok is not None else None
+            lengths = [n for n, _ in pairs] if pairs else None
             longest = max([longest, *(lengths or [])]) if name == "train" else longest
-            if name == "train" and lengths and min(lengths) > spec.training.max_seq_length:
+            if (name == "train" and pairs and not _no_targets(rep, spec, home, lines, pairs)
+                    and min(lengths) > spec.training.max_seq_length):
                 rep.problems.append(Problem(
                     rep.file, f"every training example is longer than max_seq_length {spec.training.max_seq_length}"
                     f" (the shortest has {min(lengths)} tokens): truncated, they leave little or nothing to learn;"
@@ -212,6 +172,17 @@ def _check_data(rep: Report, spec: JobSpec, home: Home, lines: dict, measure_tok
     if not splits.valid:
         rep.notes.append("no validation examples: training will run without eval")
     _note_leakage(rep, splits)
+
+
+def _no_targets(rep: Report, spec: JobSpec, home: Home, lines: dict, pairs: list[tuple[int, int]]) -> bool:
+    """A problem naming the training file when its examples, cut to max_seq_length, hold no target token."""
+    data = home.resolve(spec.data)
+    train_file = data / "train.jsonl" if data.is_dir() else data
+    total = sum(target_count(n, o, spec.training.max_seq_length) for n, o in pairs)
+    problem = no_targets_problem(train_file, total, spec.training.max_seq_length, spec.mask_prompt)
+    if problem:
+        rep.problems.append(Problem(rep.file, problem, lines.get("training.max_seq_length"), "training.max_seq_length"))
+    return problem is not None
 
 
 def _note_system(rep: Report, spec: JobSpec, splits: Splits) -> None:

@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from farensed.core.errors import FarensedError
+from farensed.core.errors import FarensedError, StateError
 
 
 class NotRegular(FarensedError):
@@ -64,3 +64,24 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
 def open_lines(path: str | Path):
     """A binary file object over a regular file, for reading line by line (data files)."""
     return os.fdopen(open_regular(path), "rb")
+
+
+def read_small_model(path: str | Path, model, limit: int = 1 << 20):
+    """A pydantic model from a small state file of the spool (a request, a record), read only if it is a
+    regular file: a FIFO there would otherwise freeze the daemon in open(). StateError names the file."""
+    from pydantic import ValidationError
+
+    from farensed.core.formats import first_error
+
+    try:
+        return model.model_validate_json(read_bytes(path, limit))
+    except FileNotFoundError:
+        raise StateError(f"{path}: not found") from None
+    except OSError as e:
+        raise StateError(f"{path}: cannot read it: {e.strerror}") from None
+    except (NotRegular, TooLarge) as e:
+        raise StateError(str(e)) from None
+    except ValidationError as e:
+        raise StateError(f"{path}: not a valid {model.__name__}: {first_error(e)}") from None
+    except ValueError as e:
+        raise StateError(f"{path}: not a valid {model.__name__}: {e}") from None

@@ -15,7 +15,18 @@ from farensed.core.jobfile import load_job
 from farensed.core.jobspec import Distributed
 from farensed.core.paths import Home
 from farensed.host import blas
-from farensed.host.cluster import HostGone, hostfile_path, needs_ssh, rank_hosts, remote_names, unreachable
+from farensed.host.cluster import (
+    HostGone,
+    hostfile_path,
+    needs_ssh,
+    rank_hosts,
+    read_hostfile,
+    remote_names,
+    unreachable,
+    write_checked_hostfile,
+)
+
+CHECKED_HOSTFILE = "hostfile.json"  # in the run folder: the checked copy mlx.launch reads
 
 # Passed to every rank with --env: ssh does not carry the daemon's environment to other hosts.
 FORWARD_ENV = ("LD_PRELOAD", "PYTHONPATH", "FARENSED_HOME", "FARENSED_FAULTS", "FARENSED_NO_BLAS_PRELOAD",
@@ -72,11 +83,16 @@ def plan(run_dir: Path, home: Home, python: str, base_env: dict[str, str] | None
     dist = load_job(run_dir / JOB_FILE).distributed
     if dist is None:
         return Plan(worker_command(python, run_dir, home.root), env)
-    hosts = rank_hosts(dist, home)
+    hostfile = None
+    if dist.hostfile:  # checked once, and what was checked is what mlx.launch reads
+        checked = read_hostfile(hostfile_path(dist, home))
+        hosts, hostfile = list(checked.hosts), write_checked_hostfile(checked, run_dir / CHECKED_HOSTFILE)
+    else:
+        hosts = rank_hosts(dist, home)
     gone = unreachable(remote_names(hosts))
     if gone:
         raise HostGone("; ".join(f"host {name} does not answer: {why}" for name, why in gone.items()))
     here = sum(not needs_ssh(h) for h in hosts)
     if here > 1 and "OPENBLAS_NUM_THREADS" not in env:
         env["OPENBLAS_NUM_THREADS"] = str(threads_per_rank(here, os.cpu_count() or 1))
-    return Plan(worker_command(python, run_dir, home.root, dist, hostfile_path(dist, home), env), env, len(hosts))
+    return Plan(worker_command(python, run_dir, home.root, dist, hostfile, env), env, len(hosts))

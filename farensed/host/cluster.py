@@ -12,8 +12,10 @@ from pathlib import Path
 import psutil
 from pydantic import ValidationError
 
+from farensed.core.atomic import atomic_write_text
 from farensed.core.errors import FarensedError
 from farensed.core.formats import HostfileHost, MlxHostfile
+from farensed.core.hostnames import check_device, check_env, is_ip
 from farensed.core.jobspec import Distributed
 from farensed.core.paths import Home
 from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
@@ -21,6 +23,7 @@ from farensed.core.safe_read import NotRegular, TooLarge, read_bytes
 LOOPBACK = "127.0.0.1"  # the one host mlx.launch starts without ssh
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=5")  # every ssh line ends its options with "--"
 HOSTFILE_LIMIT = 1 << 20
+HOSTFILE_BACKENDS = ("", "ring", "jaccl", "jaccl-ring", "mpi", "nccl")  # what mlx.launch accepts
 
 
 class HostfileError(FarensedError):
@@ -35,7 +38,7 @@ def read_hostfile(path: Path) -> MlxHostfile:
     """mlx's JSON hostfile: an object with `hosts` (and backend, envs) or a bare list of hosts."""
     try:
         data = json.loads(read_bytes(path, HOSTFILE_LIMIT).decode("utf-8"))
-        return MlxHostfile.model_validate({"hosts": data} if isinstance(data, list) else data)
+        hf = MlxHostfile.model_validate({"hosts": data} if isinstance(data, list) else data)
     except (NotRegular, TooLarge) as e:
         raise HostfileError(f"cannot read the hostfile: {e}") from None
     except OSError as e:
@@ -47,6 +50,32 @@ def read_hostfile(path: Path) -> MlxHostfile:
         raise HostfileError(f"{path}: not an mlx hostfile: {where}: {msg}") from None
     except (ValueError, RecursionError) as e:
         raise HostfileError(f"{path}: not an mlx hostfile: {str(e).splitlines()[0]}") from None
+    _check_launch_values(path, hf)
+    return hf
+
+
+def _check_launch_values(path: Path, hf: MlxHostfile) -> None:
+    """What of the hostfile mlx.launch puts on a command line or into a rank's shell: checked here."""
+    if hf.backend not in HOSTFILE_BACKENDS:
+        raise HostfileError(f"{path}: backend {hf.backend!r} is not one of {', '.join(HOSTFILE_BACKENDS[1:])}")
+    try:
+        for i, entry in enumerate(hf.envs):
+            where = f"envs.{i}"
+            check_env(entry)
+        for n, host in enumerate(hf.hosts):
+            where = f"hosts.{n}.rdma"
+            for dev in host.rdma:
+                for name in [dev] if isinstance(dev, str) else dev or []:
+                    check_device(name)
+    except ValueError as e:
+        raise HostfileError(f"{path}: not an mlx hostfile: {where}: {e}") from None
+
+
+def write_checked_hostfile(hf: MlxHostfile, dest: Path) -> Path:
+    """The checked hostfile, as mlx.launch reads it, written where the job runs: mlx.launch reads this
+    copy, never the job's file (which could change between the check and the launch)."""
+    atomic_write_text(dest, hf.model_dump_json(indent=2) + "\n")
+    return dest
 
 
 def hostfile_path(dist: Distributed, home: Home) -> Path | None:
@@ -58,7 +87,7 @@ def rank_hosts(dist: Distributed, home: Home) -> list[HostfileHost]:
     if dist.hostfile:
         return list(read_hostfile(hostfile_path(dist, home)).hosts)
     names = dist.hosts or [LOOPBACK]
-    return [HostfileHost(ssh=h, ips=[h]) for h in names for _ in range(dist.processes)]
+    return [HostfileHost(ssh=h, ips=[h] if is_ip(h) else []) for h in names for _ in range(dist.processes)]
 
 
 def needs_ssh(host: HostfileHost) -> bool:

@@ -16,6 +16,7 @@ import mlx.core as mx
 import psutil
 from mlx.utils import tree_flatten, tree_map_with_path
 
+from farensed.core import data_checks
 from farensed.core.exitcodes import EXIT_STOPPED
 from farensed.core.formats import (
     ADAPTERS,
@@ -137,6 +138,8 @@ class Run:
     def _load_data(self) -> tuple[batching.Tokenized, batching.Tokenized | None]:
         got = data.load(self.spec, self.home, self.tokenizer, self.log)
         self.splits, self.truncated = got.splits, got.truncated
+        data_checks.require_targets(self.home.resolve(self.spec.data), int(got.train.n_targets.sum()) if got.train
+                                    else 0, self.spec.training.max_seq_length, self.spec.mask_prompt)  # exit 65
         return got.train, got.valid
 
     def build_optimizer(self) -> None:

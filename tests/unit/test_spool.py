@@ -55,3 +55,18 @@ def test_transition_moves_file_and_refuses_forbidden_changes(tmp_path):
     assert [h.to_state for h in records.load(dirs.jobs, "a").history] == ["queued", "running", "done"]
     with pytest.raises(TransitionError, match="cannot go from done to queued"):
         transition(dirs, rec, "queued", log)
+
+
+def test_an_id_is_never_given_twice_even_while_its_file_is_in_flight(tmp_path):
+    # Given a submit that took "same", whose file the daemon is moving (in no folder a listing sees)
+    from farensed.core.paths import Home
+    from farensed.core.spool.drops import drop
+
+    home = Home(tmp_path)
+    assert drop(home, "same.toml", b"x = 1\n") == "same"
+    (tmp_path / "spool" / "same.toml").unlink()
+    # When another submit of the same file drops it
+    second = drop(home, "same.toml", b"x = 1\n")
+    # Then it gets an id of its own (the first submit's id stays reserved), and ids differing in case collide
+    assert second == "same-2"
+    assert drop(home, "SAME.toml", b"x = 1\n") == "SAME-3"

@@ -12,7 +12,7 @@ from pydantic import Field
 from farensed.core import reading
 from farensed.core.atomic import atomic_write_json
 from farensed.core.errors import StateError
-from farensed.core.formats import read_model
+from farensed.core.safe_read import read_small_model
 from farensed.core.states import JobState, StopFor
 from farensed.core.strict import Strict
 
@@ -69,11 +69,13 @@ def id_base(file_name: str) -> str:
 
 
 def unique_id(base: str, taken) -> str:
-    """`base`, else `base-2`, `base-3`, ... : the first not in `taken`."""
-    if base not in taken:
+    """`base`, else `base-2`, `base-3`, ... : the first not in `taken`, compared casefolded (on macOS's
+    case-insensitive disk, checkpoints/Job and checkpoints/job are one folder)."""
+    folded = {t.casefold() for t in taken}
+    if base.casefold() not in folded:
         return base
     n = 2
-    while f"{base}-{n}" in taken:
+    while f"{base}-{n}".casefold() in folded:
         n += 1
     return f"{base}-{n}"
 
@@ -101,7 +103,7 @@ def save(jobs_dir: Path, rec: JobRecord) -> None:
 
 
 def load(jobs_dir: Path, job_id: str) -> JobRecord:
-    return read_model(record_path(jobs_dir, job_id), JobRecord)
+    return read_small_model(record_path(jobs_dir, job_id), JobRecord)
 
 
 def load_all(jobs_dir: Path, log=None) -> dict[str, JobRecord]:
@@ -123,7 +125,7 @@ def scan(jobs_dir: Path) -> tuple[dict[str, JobRecord], dict[Path, str]]:
         if p.name.startswith("."):
             continue
         try:
-            rec = read_model(p, JobRecord)
+            rec = read_small_model(p, JobRecord)
         except StateError as e:
             bad[p] = str(e)
             continue

@@ -12,7 +12,7 @@ from typing import Literal
 
 from farensed.core.atomic import atomic_write_json, fsync_dir
 from farensed.core.errors import StateError
-from farensed.core.formats import read_model
+from farensed.core.safe_read import read_small_model
 from farensed.core.states import Verb
 from farensed.core.strict import Strict
 
@@ -36,15 +36,20 @@ def write_request(requests_dir: Path, verb: str, job_id: str) -> Path:
 
 def pending(requests_dir: Path) -> list[Path]:
     try:
-        return sorted(p for p in requests_dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        return sorted(p for p in requests_dir.iterdir()  # a folder named *.json could not be removed: skipped
+                      if p.suffix == ".json" and not p.name.startswith(".") and not p.is_dir())
     except FileNotFoundError:
         return []
 
 
+REQUEST_LIMIT = 64 << 10  # a request is ~100 bytes
+
+
 def read(path: Path, log) -> Request | None:
-    """One request, or None for a corrupt one (logged; `done` removes it)."""
+    """One request, or None for a corrupt one (logged; `done` removes it). Only a regular file is
+    opened, non-blocking: a FIFO or device named *.json is refused unread instead of freezing the daemon."""
     try:
-        return read_model(path, Request)
+        return read_small_model(path, Request, REQUEST_LIMIT)
     except StateError as e:
         log.error("request_unreadable", file=str(path), error=str(e))
         return None
