@@ -125,8 +125,9 @@ class Report:
             self.line(f"note: {note}")
         self.line(f"wall time: references {c.timings.get('references', 0):.0f} s,"
                   f" chaos {c.timings.get('chaos', 0):.0f} s")
+        close = "bit-identical to" if c.args.noise == "exact" else "within the run-to-run noise of"
         verdict = ("PASS: no job lost, no daemon exit the bench did not cause, every job finished, and every"
-                   " job whose faults are resumable bit-identical to its reference") if not self.fail else \
+                   f" job whose faults are resumable {close} its reference") if not self.fail else \
             "FAIL: " + "; ".join(self.fail)
         self.line(verdict)
         return not self.fail
@@ -270,6 +271,7 @@ class Report:
         c = self.c
         ref = {j.variant: digests(self.recs.get(j.id)) for j in c.refs
                if (self.recs.get(j.id) or {}).get("state") == "done"}
+        noise = self.noise()
         resumable = [j for j in c.jobs if not j.removed]
         done = [j for j in c.jobs if (self.recs.get(j.id) or {}).get("state") == "done"]
         same = []
@@ -277,14 +279,41 @@ class Report:
             mine, want = digests(self.recs[j.id]), ref.get(j.variant)
             if want and all(mine[k] and mine[k] == want[k] for k in ADAPTERS):
                 same.append(j.id)
+            elif want and j.variant in noise and self.largest_diff(j.id, f"ref-{j.variant + 1}") <= noise[j.variant]:
+                same.append(j.id)  # CUDA: as close to the reference as a second undisturbed run is
             else:
                 self.line(f"  {j.id} differs from ref-{j.variant + 1}: {self.differences(j, want)}")
-        self.line(f"finished jobs with final and best adapters bit-identical to the reference: {len(same)} of"
+        how = "bit-identical to" if c.args.noise == "exact" else "within the run-to-run noise of"
+        self.line(f"finished jobs with final and best adapters {how} the reference: {len(same)} of"
                   f" {len(done)} done (must be all {len(resumable)} jobs whose faults are resumable)")
         if len(same) < len(resumable):
             self.fail.append(f"{len(same)} of {len(resumable)} resumable jobs bit-identical")
         if len(ref) < len(c.refs):
             self.fail.append(f"{len(c.refs) - len(ref)} reference run(s) not done")
+
+    def largest_diff(self, a: str, b: str) -> float:
+        """The largest |difference| of any adapter tensor between two jobs' final and best adapters."""
+        import numpy as np
+
+        worst = 0.0
+        for rel in ADAPTERS.values():
+            ta = _tensors(Path(self.recs[a]["output_dir"]) / rel)
+            tb = _tensors(Path(self.recs[b]["output_dir"]) / rel)
+            if set(ta) != set(tb):
+                return float("inf")
+            worst = max([worst, *(float(np.max(np.abs(ta[k] - tb[k]))) for k in ta)])
+        return worst
+
+    def noise(self) -> dict[int, float]:
+        """Per variant, how far two undisturbed runs ended apart (measured mode only): the tolerance."""
+        c, out = self.c, {}
+        for twin in getattr(c, "twins", []):
+            ref = f"ref-{twin.variant + 1}"
+            if all((self.recs.get(j) or {}).get("state") == "done" for j in (ref, twin.id)):
+                out[twin.variant] = self.largest_diff(ref, twin.id)
+                self.line(f"run-to-run noise of variant {twin.variant + 1}: largest |diff| {out[twin.variant]:.3g}"
+                          f" between {ref} and {twin.id}")
+        return out
 
     def differences(self, j, want) -> str:
         if not want:

@@ -374,3 +374,13 @@ def remove_home(home: Path, mounts: Mounts) -> str | None:
         return f"{home} kept: still mounted: {', '.join(map(str, still))}"
     shutil.rmtree(home, ignore_errors=True)
     return None
+
+
+def worker_device() -> str:
+    """MLX's default device in the worker's interpreter ("gpu" or "cpu"), asked in a child: the bench
+    itself never imports mlx."""
+    import subprocess
+
+    out = subprocess.run([PY, "-c", "import mlx.core as mx; print(mx.default_device().type.name)"],
+                         capture_output=True, text=True, timeout=120)
+    return "gpu" if "gpu" in out.stdout else "cpu"

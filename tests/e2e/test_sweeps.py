@@ -58,6 +58,11 @@ def test_a_sweep_prunes_names_a_winner_and_survives_a_daemon_sigkill(home, daemo
     # When the daemon is killed with SIGKILL (its worker too, as a power cut would) and started again
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc = daemon(env=env)
+    # and again the moment the next trial exists (its job made, not yet started)
+    wait_for(lambda: record(home, f"{sweep_id}-t3"), timeout=180, every=0.02, what="the third trial made")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     daemon(env=env)
     wait_for(lambda: (r := record(home, sweep_id)) and r["state"] in ("done", "failed"), timeout=400,
              what="the sweep done")
