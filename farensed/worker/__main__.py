@@ -2,7 +2,7 @@
 RUN_DIR/job.toml (with --distributed, as one rank of several started by mlx.launch).
 
 Exits with a code from farensed.core.exitcodes (worker/exits.py maps each way a run ends to its code);
-the daemon classifies the end by it alone. The run itself is worker/flow.py's and worker/run.py's.
+the daemon classifies the end by it alone. The run itself is worker/flow.py's and worker/recipe.py's.
 """
 
 from __future__ import annotations

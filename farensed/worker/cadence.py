@@ -17,13 +17,13 @@ from farensed.worker.first_step import FirstStepClock
 from farensed.worker.trainer import StopRequested
 
 if TYPE_CHECKING:
-    from farensed.worker.run import Run
+    from farensed.worker.recipe import Recipe
 
 
 class Cadence:
     """One process's share of the training loop of a run."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Recipe):
         self.run, self.tr, self.every = run, run.trainer, run.spec.cadence
         self.clock = FirstStepClock()
         self.last_checkpoint = 0.0  # monotonic time of the last checkpoint (this process's start counts)

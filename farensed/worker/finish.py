@@ -26,7 +26,7 @@ from farensed.worker.infer import chat_messages
 from farensed.worker.model import adapter_weights, load_adapter_file, parameter_counts
 
 if TYPE_CHECKING:
-    from farensed.worker.run import Run
+    from farensed.worker.recipe import Recipe
 
 
 def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
@@ -37,7 +37,7 @@ def answers(model, tokenizer, g: Generate, system: str | None) -> list[Answer]:
     return [Answer(prompt=p, answer=t) for p, t in zip(g.prompts, texts)]
 
 
-def final_outputs(run: Run) -> TrainingSummary:
+def final_outputs(run: Recipe) -> TrainingSummary:
     """Write the final outputs and enter the scoring phase; idempotent, so a crash here is redone
     on the next start."""
     tr, spec, out = run.trainer, run.spec, run.dir
@@ -61,7 +61,7 @@ def final_outputs(run: Run) -> TrainingSummary:
     return summary
 
 
-def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
+def complete(run: Recipe, scores: AnswerScores | None) -> TrainingSummary:
     """The summary with the answer scores and the restarts so far (a kill while scoring is one more
     than the summary written before scoring counted); the run is done."""
     update = {"scores": scores, "restarts": run.state.restarts}
@@ -72,7 +72,7 @@ def complete(run: Run, scores: AnswerScores | None) -> TrainingSummary:
     return summary
 
 
-def build_summary(run: Run, answers: list[Answer]) -> TrainingSummary:
+def build_summary(run: Recipe, answers: list[Answer]) -> TrainingSummary:
     tr = run.trainer
     p = tr.progress
     trains = [r for r in p.metrics if r.kind == "train" and r.train_loss is not None]

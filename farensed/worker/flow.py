@@ -1,4 +1,4 @@
-"""The worker from start to end: the recipe's phases in order (worker/run.py), and each way a run
+"""The worker from start to end: the recipe's phases in order (worker/recipe.py), and each way a run
 can end turned into its exit code (worker/exits.py)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from farensed.core.exitcodes import EXIT_OK
 from farensed.core.paths import Home
 from farensed.worker import distributed, exits
-from farensed.worker.run import Run
+from farensed.worker.recipe import Recipe
 
 
 def run_job(args, log) -> int:
@@ -16,7 +16,7 @@ def run_job(args, log) -> int:
         dist = distributed.init(args.distributed)
         if dist.size > 1:
             log = log.bind(rank=dist.rank)
-        run = Run(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile, dist=dist)
+        run = Recipe(args.run_dir.resolve(), Home.from_option(args.home), log, compile=not args.no_compile, dist=dist)
         run.bind_log(job=run.spec.name)
         log = run.log
         run.install_signals()  # a stop while loading exits EXIT_STOPPED at once: nothing to save yet

@@ -35,10 +35,10 @@ def measure(args, out=sys.stdout) -> None:
     import mlx.core as mx
     import psutil
 
-    from farensed.worker.run import Run
+    from farensed.worker.recipe import Recipe
 
     logs.configure(console=False)
-    run = Run(args.run_dir.resolve(), Home.from_option(args.home), logs.get(plan=str(args.run_dir)))
+    run = Recipe(args.run_dir.resolve(), Home.from_option(args.home), logs.get(plan=str(args.run_dir)))
     run.setup()
     run.resume()
     tr = run.trainer

@@ -29,7 +29,7 @@ from farensed.worker.eta import eta
 from farensed.worker.tensorboard_events import Scalars
 
 if TYPE_CHECKING:
-    from farensed.worker.run import Run
+    from farensed.worker.recipe import Recipe
 
 Tensors = Callable[[], dict]  # what a checkpoint or an adapter folder holds, made only when written
 
@@ -103,7 +103,7 @@ def for_rank(is_root: bool, run_dir: Path, log, keep_checkpoints: int) -> RunWri
 
 
 # --- what the state and progress files say -----------------------------------------------
-def state_fields(run: Run, status: str, reason: str | None) -> dict:
+def state_fields(run: Recipe, status: str, reason: str | None) -> dict:
     """training_state.json's fields that change as the run goes (the trainer's, once there is one)."""
     upd = {"status": status, "reason": reason, "worker_pid": os.getpid(), "updated_at": time.time(),
            "checkpoint": run.last_checkpoint, "ranks": list(run.dist.ranks)}
@@ -117,7 +117,7 @@ def state_fields(run: Run, status: str, reason: str | None) -> dict:
                   "best_score": p.best_score}
 
 
-def live_progress(run: Run, phase: str, scoring: dict) -> LiveProgress:
+def live_progress(run: Recipe, phase: str, scoring: dict) -> LiveProgress:
     """progress.json while the trainer runs; `scoring` sets scored, to_score and eta_seconds."""
     tr, planner, p = run.trainer, run.planner, run.trainer.progress
     last = next((r for r in reversed(p.metrics) if r.kind == "train"), None)

@@ -20,10 +20,10 @@ from farensed.worker.answering import Answerer, target_weights
 from farensed.worker.trainer import StopRequested
 
 if TYPE_CHECKING:
-    from farensed.worker.run import Run
+    from farensed.worker.recipe import Recipe
 
 
-def score(run: Run) -> AnswerScores | None:
+def score(run: Recipe) -> AnswerScores | None:
     """Run (or resume) the scoring phase; None when there is nothing to ask."""
     held, asked, prompts = _questions(run)
     if not asked and not prompts:
@@ -40,7 +40,7 @@ def score(run: Run) -> AnswerScores | None:
     return scores
 
 
-def _questions(run: Run) -> tuple[HeldOut, list[Question], list[Question]]:
+def _questions(run: Recipe) -> tuple[HeldOut, list[Question], list[Question]]:
     """The fixed held-out questions (none with examples = 0) and the job's prompts; unaskable ones said once."""
     held = held_out(run.spec, run.home, run.splits)
     asked = scored_questions(run.spec, held)
@@ -50,7 +50,7 @@ def _questions(run: Run) -> tuple[HeldOut, list[Question], list[Question]]:
     return held, asked, prompt_questions(run.spec, run.splits)
 
 
-def _answer_the_rest(run: Run, answerer: Answerer, wanted: list[Question], resumed: bool) -> list[ScoredQuestion]:
+def _answer_the_rest(run: Recipe, answerer: Answerer, wanted: list[Question], resumed: bool) -> list[ScoredQuestion]:
     """Answer the wanted questions not in answers.jsonl yet, a batch at a time, one appended line
     each; a stop request ends it between lines (what is written stays)."""
     rows = _kept_rows(run)
@@ -69,7 +69,7 @@ def _answer_the_rest(run: Run, answerer: Answerer, wanted: list[Question], resum
     return rows
 
 
-def _plan(run: Run, held: HeldOut, asked: list[Question], prompts: list[Question]) -> ScoringPlan:
+def _plan(run: Recipe, held: HeldOut, asked: list[Question], prompts: list[Question]) -> ScoringPlan:
     """Fix what is answered; the time expected comes from the probe's cost per question."""
     total = len(asked) + len(prompts)
     estimate = job_time.scoring_seconds(eta.per_answer(run), total)
@@ -84,7 +84,7 @@ def _plan(run: Run, held: HeldOut, asked: list[Question], prompts: list[Question
     return plan
 
 
-def _kept_rows(run: Run) -> list[ScoredQuestion]:
+def _kept_rows(run: Recipe) -> list[ScoredQuestion]:
     """The answers written so far, the file rewritten to exactly those (a torn last line goes)."""
     rows = read_answers(run.dir / ANSWERS)
     atomic_write_text(run.dir / ANSWERS, "".join(r.model_dump_json() + "\n" for r in rows))
@@ -96,6 +96,6 @@ def _left(wanted: list[Question], rows: list[ScoredQuestion]) -> list[Question]:
     return [q for q in wanted if (q.kind, q.index) not in done]
 
 
-def _progress(run: Run, rows: list[ScoredQuestion], total: int) -> None:
+def _progress(run: Recipe, rows: list[ScoredQuestion], total: int) -> None:
     each = sum(r.seconds for r in rows) / len(rows)
     run.write_progress("scoring", scored=len(rows), to_score=total, eta_seconds=round(each * (total - len(rows)), 1))

@@ -16,12 +16,12 @@ from mlx.utils import tree_flatten
 from farensed.core import logs
 from farensed.core.paths import Home
 from farensed.worker import distributed
-from farensed.worker.run import Run
+from farensed.worker.recipe import Recipe
 
 
 def main(run_dir: Path, out: Path, backend: str | None) -> None:
     logs.configure(console=False)
-    run = Run(run_dir, Home(run_dir.parent), logs.get(), dist=distributed.init(backend))
+    run = Recipe(run_dir, Home(run_dir.parent), logs.get(), dist=distributed.init(backend))
     run.setup()
     run.resume()
     tr, dist = run.trainer, run.dist

@@ -23,7 +23,7 @@ from farensed.core import logs
 from farensed.core.paths import Home
 from farensed.core.status_peek import Fields, figure
 from farensed.host.blas import worker_env
-from farensed.worker.run import Run
+from farensed.worker.recipe import Recipe
 from worker_support import make_run
 
 LAUNCH = str(Path(sys.executable).parent / "mlx.launch")
@@ -115,7 +115,7 @@ def test_the_first_step_of_two_ranks_sums_to_the_gradient_of_one_process(tmp_pat
     two = mx.load(str(tmp_path / "two.safetensors"))
     # ... and by one process
     logs.configure(console=False)
-    solo = Run(run, Home(tmp_path), logs.get())
+    solo = Recipe(run, Home(tmp_path), logs.get())
     solo.setup()
     idx = solo.trainer.step_examples()
     loss, ntoks, grad = solo.trainer.gradient(idx, [len(idx)])

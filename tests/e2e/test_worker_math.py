@@ -11,7 +11,7 @@ from farensed.core import logs
 from farensed.core.paths import Home
 from farensed.worker import batching
 from farensed.worker.grad_checkpoint import is_grad_checkpointed, set_grad_checkpoint
-from farensed.worker.run import Run
+from farensed.worker.recipe import Recipe
 from farensed.worker.step import StepFunctions
 from worker_support import make_run, small_job
 
@@ -19,7 +19,7 @@ from worker_support import make_run, small_job
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     logs.configure(console=False)
-    r = Run(make_run(tmp_path_factory.mktemp("math"), "r", small_job(8)), Home(tmp_path_factory.getbasetemp()),
+    r = Recipe(make_run(tmp_path_factory.mktemp("math"), "r", small_job(8)), Home(tmp_path_factory.getbasetemp()),
             logs.get(), compile=True)
     r.setup()
     return r
@@ -162,7 +162,7 @@ def test_checkpointing_recomputes_each_block_once_however_often_it_is_switched_o
 def test_a_job_asking_for_checkpointing_starts_with_it_on(tmp_path):
     # Given a job with memory.grad_checkpoint = true
     logs.configure(console=False)
-    r = Run(make_run(tmp_path, "gc", small_job(2, memory={"grad_checkpoint": True})), Home(tmp_path), logs.get())
+    r = Recipe(make_run(tmp_path, "gc", small_job(2, memory={"grad_checkpoint": True})), Home(tmp_path), logs.get())
     # When the worker loads it, Then every block is checkpointed and the state says so
     r.setup()
     assert is_grad_checkpointed(r.model) and r.state.grad_checkpoint

@@ -49,9 +49,10 @@ from farensed.worker.step import make_optimizer
 from farensed.worker.trainer import Trainer
 
 
-class Run:
-    """A job's run: setup() loads, resume() continues from the last checkpoint, train() runs the
-    loop (worker/cadence.py), finish() writes the outputs and scores (rank 0)."""
+class Recipe:
+    """One job's training in its run folder: setup() loads, resume() continues from the last checkpoint
+    (or starts from [init]'s adapters), train() runs the loop (worker/cadence.py), finish() writes the
+    outputs and scores (rank 0)."""
 
     def __init__(self, run_dir: Path, home: Home, log, compile: bool = True, dist=None):
         self.dir, self.home, self.log = run_dir, home, log
