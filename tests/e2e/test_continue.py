@@ -52,7 +52,7 @@ def test_continue_starts_from_the_parent_resumes_exactly_and_shows_its_lineage(h
     assert abs(c_val[0] - p_val[-1]) < 1e-5 * max(1.0, p_val[-1]) and p_val[0] - p_val[-1] > 0.1
     p_train = [r["train_loss"] for r in p if r["kind"] == "train"]
     c_train = [r["train_loss"] for r in c if r["kind"] == "train"]
-    assert c_train[0] < p_train[0] and abs(c_train[0] - p_train[-1]) < 0.25 * p_train[-1]
+    assert c_train[0] < 0.6 * p_train[0] and abs(c_train[0] - p_train[-1]) < 0.4 * p_train[-1]
     log = (home / "checkpoints" / second / "worker.log").read_text()
     loaded = [json.loads(x) for x in log.splitlines() if '"init_adapters_loaded"' in x]
     assert loaded and loaded[0]["optimizer"] == "carried over" and loaded[0]["parent"] == parent
