@@ -53,6 +53,12 @@ def parent_run(home: Home, job_id: str) -> tuple[Path, str]:
                            " is done", "init.job")
     if rec is None:
         raise LineageError(f"no job {job_id!r} in {home.spool / 'jobs'}", "init.job")
+    if rec.kind == "sweep":
+        from farensed.core import sweep_table
+
+        table = sweep_table.read(home, job_id)
+        win = f": continue its winner, {table.winner}" if table and table.winner else " (no trial has finished yet)"
+        raise LineageError(f"{job_id} is a sweep, not a job with adapters{win}", "init.job")
     if not rec.output_dir:
         raise LineageError(f"job {job_id} is {rec.state} and has no run folder", "init.job")
     return Path(rec.output_dir), rec.state
