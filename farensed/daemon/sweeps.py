@@ -45,6 +45,8 @@ class Sweeps:
         self.specs: dict[str, object] = {}
         self.reported: dict[str, int] = {}  # trial job id -> last step reported to the pruner
         self.seen: dict[str, tuple] = {}  # trial job id -> metrics.jsonl (size, mtime)
+        self.evals: dict[Path, tuple[tuple, list[MetricsRow]]] = {}  # metrics.jsonl -> (size, mtime), its evals
+        self.tables: dict[str, dict] = {}  # sweep id -> the sweep.json last written (without updated_at)
 
 
 def advance_sweeps(d: Daemon) -> None:
@@ -116,10 +118,17 @@ def _tell(d: Daemon, study, number: int, job: JobRecord) -> None:
                outcome=job.outcome)
 
 
-def eval_rows(run_dir: Path) -> list[MetricsRow]:
+def eval_rows(run_dir: Path, cache: dict | None = None) -> list[MetricsRow]:
+    """The eval rows of a run's metrics.jsonl; with `cache`, read again only when the file changed
+    (the daemon asks every tick for every trial of a sweep)."""
     path = run_dir / METRICS_JSONL
-    if not path.is_file():
+    try:
+        st = path.stat()
+    except OSError:
         return []
+    sig = (st.st_size, st.st_mtime_ns)
+    if cache is not None and (hit := cache.get(path)) and hit[0] == sig:
+        return hit[1]
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -128,6 +137,8 @@ def eval_rows(run_dir: Path) -> list[MetricsRow]:
             continue  # a torn last line while the worker writes
         if row.kind == "eval":
             rows.append(row)
+    if cache is not None:
+        cache[path] = (sig, rows)
     return rows
 
 
@@ -137,7 +148,8 @@ def _metric(row: MetricsRow, direction: str) -> float | None:
 
 def trial_value(d: Daemon, job: JobRecord, direction: str) -> tuple[float, int] | None:
     """(value, step) of the trial's best eval: highest probe F1 or lowest validation loss."""
-    rows = [(v, r.step) for r in eval_rows(Path(job.output_dir or "")) if (v := _metric(r, direction)) is not None]
+    rows = [(v, r.step) for r in eval_rows(Path(job.output_dir or ""), d.sweeps.evals)
+            if (v := _metric(r, direction)) is not None]
     if not rows:
         return None
     sign = -1 if direction == "maximize" else 1
@@ -182,7 +194,7 @@ def _watch_running(d: Daemon, study, spec, trials) -> None:
     d.sweeps.seen[job.id] = (st.st_size, st.st_mtime_ns)
     trial = studies.live_trial(study, running[job.id].number)
     last = d.sweeps.reported.get(job.id, max(running[job.id].intermediate_values, default=0))
-    for row in eval_rows(Path(job.output_dir)):
+    for row in eval_rows(Path(job.output_dir), d.sweeps.evals):
         value = _metric(row, study.direction.name.lower())
         if row.step <= last or row.step == 0 or value is None:
             continue
@@ -262,7 +274,8 @@ def _table(d: Daemon, rec: JobRecord, study, spec) -> SweepTable:
 
 def _write_table(d: Daemon, rec: JobRecord, study, spec) -> None:
     table = _table(d, rec, study, spec)
-    old = sweep_table.read(d.home, rec.id) if (_folder(d, rec.id) / sweep_table.SWEEP_TABLE).is_file() else None
-    if old is None or old.model_dump(exclude={"updated_at"}) != table.model_dump(exclude={"updated_at"}):
+    now = table.model_dump(exclude={"updated_at"})
+    if d.sweeps.tables.get(rec.id) != now:  # written when it changed (and once per daemon start)
         sweep_table.write(d.home, table)
+        d.sweeps.tables[rec.id] = now
         d.dirty = True
