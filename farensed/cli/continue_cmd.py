@@ -38,13 +38,11 @@ def continue_(job_id, epochs, steps, adapters, fresh_optimizer, sets, dry_run, h
     run, state = lineage.parent_run(h, job_id)
     parent_text = (run / JOB_FILE).read_text(encoding="utf-8")
     parent = parse_job(parent_text, str(run / JOB_FILE))
-    draft = continued(parent_text, job_id, adapters, 0, epochs, steps, [parse_set(s) for s in sets],
-                      "fresh" if fresh_optimizer else "auto")
-    spec = parse_job(draft, f"continue {job_id}")
-    src = lineage.resolve(spec, h)  # not finished, no such adapters: one clear line
-    before = (parent.init.steps_before if parent.init else 0) + (src.step or 0)
-    text = continued(parent_text, job_id, adapters, before, epochs, steps, [parse_set(s) for s in sets],
-                     "fresh" if fresh_optimizer else "auto")
+    changes, optimizer = [parse_set(s) for s in sets], "fresh" if fresh_optimizer else "auto"
+    draft = continued(parent_text, job_id, adapters, 0, epochs, steps, changes, optimizer)
+    src = lineage.resolve(parse_job(draft, f"continue {job_id}"), h)  # not finished, no such adapters: one line
+    before = (parent.init.steps_before if parent.init else 0) + (src.step or 0)  # the steps count on
+    text = continued(parent_text, job_id, adapters, before, epochs, steps, changes, optimizer)
     if dry_run:
         click.echo(text, nl=False)
         return
