@@ -91,6 +91,11 @@ def test_a_sweep_prunes_names_a_winner_and_survives_a_daemon_sigkill(home, daemo
     shown = ctl("status", sweep_id).stdout
     assert f"winner: {winner}" in shown and "training.learning_rate = 0.001" in shown
     assert "rank" in shown.splitlines()[1] and "val loss" in shown
+    from farensed.core.paths import Home
+    from farensed.dashboard.sweeps import page
+
+    web = page(Home(home), sweep_id)  # the dashboard's sweep page reads the same sweep.json
+    assert web["winner"] == winner and web["metric"] == "val_loss" and len(web["trials"]) == 4
     compared = ctl("compare", sweep_id, "--no-answers").stdout
     assert f"winner: {winner}" in compared and "restarts" in compared  # then the trials side by side
     # the probe asked the same questions in every trial
