@@ -44,7 +44,11 @@ class RecordFiles:
         if rec.id in self.unsaved:
             self.unsaved.discard(rec.id)
             self.log.info("job_record_saved", job_id=rec.id, state=rec.state)
-        self.written[rec.id] = signature(records.record_path(self.dirs.jobs, rec.id))
+        # The signature first, then whether the file still holds what we wrote: a writer that came
+        # between our rename and the stat (a user's editor, a torn copy) must not pass for ours.
+        path = records.record_path(self.dirs.jobs, rec.id)
+        sig = signature(path)
+        self.written[rec.id] = sig if _reads_as(path, rec) else None
         return True
 
     def check(self, rec: JobRecord) -> None:
