@@ -49,7 +49,7 @@ def score_all(args, out=sys.stdout) -> None:
         rows = answerer.score(questions[start:start + answerer.batch])
         if start == 0:  # the plan, with an estimate from the first batch's time
             _write(out, ScoringPlan(examples=len(questions), available=len(held.questions), prompts=0,
-                                    data=held.data, estimated_seconds=round(rows[0].seconds * len(questions), 1)))
+                                    data=held.data, estimated_seconds=round(rows[0].seconds * len(questions), 3)))
         for row in rows:
             _write(out, row)
     if not questions:

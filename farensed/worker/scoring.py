@@ -75,7 +75,7 @@ def _plan(run: Recipe, held: HeldOut, asked: list[Question], prompts: list[Quest
     estimate = job_time.scoring_seconds(eta.per_answer(run), total)
     run.write_progress("scoring", scored=0, to_score=total, eta_seconds=round(estimate, 1))
     plan = ScoringPlan(examples=len(asked), available=len(held.questions), prompts=len(prompts), data=held.data,
-                       estimated_seconds=round(estimate, 1))
+                       estimated_seconds=round(estimate, 3))
     atomic_write_text(run.dir / ANSWERS, "")  # answers of an older plan go
     run.state = run.state.model_copy(update={"scoring": plan})
     run.write_state("scoring")
